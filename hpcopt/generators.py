@@ -34,7 +34,7 @@ def create(optimizer, dimension, n_objectives):
             dimension,
             optimizer.population,
             rng,
-            offspring=optimizer.offspring,
+            offspring=optimizer.offspring or None,
             kappa=optimizer.kappa,
             eta_crossover=optimizer.eta_crossover,
             eta_mutation=optimizer.eta_mutation,

@@ -1,0 +1,266 @@
+"""The ``hpcopt`` command line.
+
+    hpcopt run CONFIG [-o RUN.h5]          start a run (under mpiexec/srun, or alone)
+    hpcopt resume RUN.h5 [--generations N] continue a run, also past its original end
+    hpcopt best RUN.h5 [--json]            the best individual so far
+    hpcopt validate CONFIG                 check a config without running anything
+
+Exit status: 0 done, 2 bad input (one line on stderr, nothing written),
+3 interrupted by a signal (the run file is complete: resume it).
+"""
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import traceback
+from importlib import metadata
+
+from . import __version__, config as configuration
+from .driver import EXIT_USAGE
+from .errors import ConfigError, HpcoptError, RunFileError
+from .problem import Problem
+
+log = logging.getLogger("hpcopt")
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except HpcoptError as err:
+        print(f"hpcopt: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="hpcopt", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"hpcopt {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="start a run from a config file")
+    run.add_argument("config", help="JSON config file")
+    run.add_argument("-o", "--output", help="run file to write (default: the config's 'output', else run.h5)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run file")
+    run.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    run.set_defaults(handler=_run)
+
+    resume = commands.add_parser("resume", help="continue a run from its run file")
+    resume.add_argument("runfile")
+    resume.add_argument("--generations", type=int, help="new total number of generations")
+    resume.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    resume.set_defaults(handler=_run)
+
+    best = commands.add_parser("best", help="print the best individual of a run")
+    best.add_argument("runfile")
+    best.add_argument("--json", action="store_true", help="print JSON")
+    best.set_defaults(handler=_best)
+
+    validate = commands.add_parser("validate", help="check a config file")
+    validate.add_argument("config")
+    validate.set_defaults(handler=_validate)
+    return parser
+
+
+# ---------------------------------------------------------------- run / resume
+
+
+class _Interrupt:
+    """Signal handler that only sets a flag; the loop acts on it (STYLE.md 6)."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __call__(self, signum, frame):
+        self.signal = signum
+
+    def __bool__(self):
+        return self.signal is not None
+
+
+def _run(args):
+    from . import parallel  # initialises MPI: only the commands that need it
+
+    comm = parallel.world()
+    rank = comm.Get_rank()
+    _logging(rank, args.quiet)
+    interrupt = _Interrupt()
+    for signum in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, interrupt)
+    try:
+        prepared = _prepare(args, comm)
+        if prepared is None:
+            return EXIT_USAGE
+        path, config, problem, evaluate = prepared
+        if rank != 0:
+            parallel.serve(comm, evaluate)
+            return 0
+        evaluator = parallel.Evaluator(comm, evaluate)
+        try:
+            from . import driver
+
+            if args.command == "run":
+                driver.start(path, config, problem, _versions(parallel))
+            loop = driver.Loop(path, config, problem, evaluator, interrupted=lambda: bool(interrupt))
+            return loop.run()
+        finally:
+            evaluator.close()
+    except BaseException:
+        # A bug, not a bad input: end every rank now rather than leave one waiting.
+        if comm.Get_size() > 1:
+            traceback.print_exc()
+            sys.stderr.flush()
+            parallel.abort(comm, 1)
+        raise
+
+
+def _prepare(args, comm):
+    """Collectively read and check everything before anything is written.
+
+    Returns (run file path, Config, Problem, evaluate callable) on every rank,
+    or None on every rank after rank 0 printed the first error.
+    """
+    from . import parallel
+
+    rank = comm.Get_rank()
+    source = None
+    if rank == 0:
+        try:
+            source = _source(args)
+        except HpcoptError as err:
+            source = err
+    source = comm.bcast(source, root=0)
+    error = source if isinstance(source, HpcoptError) else None
+    prepared = None
+    if error is None:
+        path, raw, name, base = source
+        try:
+            config = configuration.parse(raw, source=name, base_dir=base)
+            if args.command == "resume" and args.generations is not None:
+                config = config.with_generations(args.generations)
+            problem = Problem(config)
+            prepared = path, config, problem, problem.evaluator()
+        except HpcoptError as err:
+            error = err
+    errors = parallel.gather_errors(comm, None if error is None else str(error))
+    failed = [(r, e) for r, e in enumerate(errors) if e is not None]
+    if failed:
+        if rank == 0:
+            r, message = failed[0]
+            print(f"hpcopt: error: {message}" + (f" (on rank {r})" if r else ""), file=sys.stderr)
+        return None
+    return prepared
+
+
+def _source(args):
+    """(run file path, raw config dict, name for messages, config directory)."""
+    if args.command == "resume":
+        from .runfile import RunFile
+
+        with RunFile(args.runfile) as run:
+            raw, done = run.config, len(run)
+        if args.generations is not None and args.generations < 1:
+            raise ConfigError("--generations", f"must be >= 1, found {args.generations}")
+        return args.runfile, raw, f"{args.runfile} (stored config)", None
+    try:
+        with open(args.config, encoding="utf-8") as f:
+            raw = json.load(f)
+    except OSError as err:
+        raise ConfigError(args.config, f"cannot read config: {err.strerror}") from err
+    except json.JSONDecodeError as err:
+        raise ConfigError(args.config, f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from err
+    path = args.output or (raw.get("output") if isinstance(raw, dict) else None) or "run.h5"
+    if isinstance(raw, dict):
+        raw = {**raw, "output": path}
+    _check_output(path, args.overwrite)
+    return path, raw, args.config, os.path.dirname(os.path.abspath(args.config))
+
+
+def _check_output(path, overwrite):
+    if not isinstance(path, str):
+        return  # config.parse names the field
+    if os.path.exists(path) and not overwrite:
+        raise ConfigError(
+            path, f"run file exists: continue it with 'hpcopt resume {path}', or pass --overwrite to start over"
+        )
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigError(path, f"output directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise ConfigError(path, f"output directory {directory} is not writable")
+
+
+def _versions(parallel):
+    versions = {"hpcopt_version": __version__, "python_version": sys.version.split()[0]}
+    for package in ("numpy", "cma", "mpi4py", "h5py"):
+        versions[f"{package}_version"] = metadata.version(package)
+    versions["mpi_library"] = parallel.library_version()
+    return versions
+
+
+def _logging(rank, quiet):
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s hpcopt %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet or rank != 0 else logging.INFO)
+
+
+# ---------------------------------------------------------------- best / validate
+
+
+def _best(args):
+    import numpy as np
+
+    from .runfile import RunFile
+
+    with RunFile(args.runfile) as run:
+        if len(run) == 0:
+            raise RunFileError(f"{args.runfile}: no complete generation yet")
+        attrs = run.attrs
+        best = None
+        for i in range(len(run)):
+            g = run.generation(i)
+            j = int(np.argmin(g.scores))
+            if best is None or g.scores[j] < best[0].scores[best[1]]:
+                best = (g, j)
+    g, j = best
+    result = {
+        "generation": g.index,
+        "index": j,
+        "score": float(g.scores[j]),
+        "status": ["ok", "failed", "timeout"][int(g.status[j])],
+        "parameters": dict(zip(attrs["parameter_names"], map(float, g.parameters[j]))),
+        "objectives": dict(zip(attrs["objective_names"], map(float, g.objectives[j]))),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"best: generation {g.index}, individual {j}, score {result['score']:.6g}")
+        for name, value in result["parameters"].items():
+            print(f"  {name} = {value:.10g}")
+        for name, value in result["objectives"].items():
+            print(f"  {name}: {value:.6g}")
+    return 0
+
+
+def _validate(args):
+    config = configuration.load(args.config)
+    problem = Problem(config)
+    problem.evaluator()  # imports the function, as every rank will
+    o = config.optimizer
+    print(
+        f"{args.config}: valid: {o.algorithm}, {problem.dimension} free parameters, "
+        f"{len(problem.objectives)} objectives, population {o.population}, {o.generations} generations; "
+        f"output {config.output or 'run.h5'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

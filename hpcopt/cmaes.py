@@ -1,0 +1,105 @@
+"""CMA-ES (Hansen's ``cma`` package) as an ask/tell generator on the unit cube.
+
+The only module that imports ``cma``. The search runs in [0, 1]^d with cma's
+``BoundTransform``, starting from the centre of the cube with step size
+``sigma0``. Randomness comes from a private ``numpy.random.Generator`` passed to
+cma through its ``randn`` option; cma's ``seed`` option is set to NaN so that it
+never touches numpy's global random state. CMA-ES is single-objective: it
+minimises ``F @ weights``.
+"""
+
+import pickle
+import warnings
+
+import numpy as np
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # "Could not import matplotlib": plotting is not used
+    import cma
+
+
+class _Randn:
+    """cma's ``randn(lam, N)`` drawn from a private Generator (picklable)."""
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def __call__(self, *shape):
+        return self.rng.standard_normal(shape)
+
+
+class CMAES:
+    """CMA-ES on the unit cube.
+
+    dimension: number of parameters d. population: offspring per generation
+    (cma's lambda). rng: the generator's own ``numpy.random.Generator``.
+    weights: (m,) objective weights; the scalar minimised is ``F @ weights``.
+    sigma0: initial step size in unit-cube coordinates.
+    """
+
+    def __init__(self, dimension, population, rng, *, weights, sigma0=0.25):
+        if dimension < 1:
+            raise ValueError(f"dimension must be >= 1, got {dimension}")
+        if population < 2:
+            raise ValueError(f"CMA-ES needs a population of at least 2, got {population}")
+        if not 0 < sigma0 <= 1:
+            raise ValueError(f"sigma0 must be in (0, 1], got {sigma0}")
+        self.weights = np.asarray(weights, dtype=float)
+        options = {
+            "bounds": [0.0, 1.0],
+            "popsize": int(population),
+            "randn": _Randn(rng),
+            "seed": np.nan,  # leave numpy's global random state alone
+            "maxiter": np.inf,  # the run's generation budget decides, so a run can be extended
+            "verbose": -10,  # silent, and no cma_signals.in read from the working directory
+            "verb_log": 0,
+            "verb_disp": 0,
+        }
+        self._es = cma.CMAEvolutionStrategy(np.full(dimension, 0.5), sigma0, options)
+        self._asked = None
+
+    def ask(self):
+        """(population, d) points in [0, 1]^d."""
+        asked = self._es.ask()
+        self._asked = np.array(asked)
+        return self._asked.copy()
+
+    def tell(self, U, F):
+        """U: (n, d) as returned by the last ask(); F: (n, m) objectives."""
+        U = np.asarray(U, dtype=float)
+        F = np.asarray(F, dtype=float)
+        if self._asked is None or U.shape != self._asked.shape or not np.array_equal(U, self._asked):
+            raise ValueError("tell(U, F): U is not the array returned by the last ask()")
+        if F.ndim != 2 or F.shape[0] != U.shape[0] or F.shape[1] != self.weights.size:
+            raise ValueError(f"tell(U, F): F must have shape ({U.shape[0]}, {self.weights.size}), got {F.shape}")
+        if not np.all(np.isfinite(F)):
+            raise ValueError("tell(U, F): F holds non-finite values")
+        self._es.tell(list(self._asked), list(F @ self.weights))
+        self._asked = None
+
+    def stop(self):
+        """cma's own termination reasons ({} while it goes on)."""
+        return {str(k): v for k, v in self._es.stop().items()}
+
+    @property
+    def mean(self):
+        """(d,) the distribution mean in [0, 1]^d (after cma's bound transform)."""
+        return self._es.boundary_handler.transform(self._es.mean)
+
+    def state(self):
+        """The whole strategy, including its random generator, as pickled bytes."""
+        return {
+            "strategy": pickle.dumps((self._es, self._asked, self.weights), protocol=4),
+            "cma_version": cma.__version__,
+        }
+
+    @classmethod
+    def from_state(cls, state):
+        if state["cma_version"] != cma.__version__:
+            raise ValueError(
+                f"this run was made with cma {state['cma_version']}, but cma {cma.__version__} "
+                f"is installed; install cma=={state['cma_version']} to resume it exactly"
+            )
+        self = cls.__new__(cls)
+        self._es, self._asked, self.weights = pickle.loads(state["strategy"])
+        return self

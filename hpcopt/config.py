@@ -1,0 +1,322 @@
+"""Configuration: one JSON file validated once into frozen, typed objects.
+
+Nothing downstream reads raw dicts. Every error names the field's path
+(``optimizer.population``), what was expected and what was found; an unknown
+key lists the valid ones. ``Config.resolved()`` gives the complete config,
+defaults filled in, which is what the run file stores and ``resume`` reads back.
+"""
+
+import json
+import math
+import os
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .generators import ALGORITHMS
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A model parameter: free in [lower, upper], or frozen at ``value``."""
+
+    name: str
+    lower: float = math.nan
+    upper: float = math.nan
+    value: float = math.nan
+
+    @property
+    def free(self):
+        return math.isnan(self.value)
+
+
+@dataclass(frozen=True)
+class FunctionProblem:
+    """A problem defined by a Python callable ``module:name``.
+
+    The callable takes {parameter name: value} (free and frozen parameters) and
+    returns {objective: value} or a sequence in ``objectives`` order.
+    """
+
+    function: str
+    parameters: tuple
+    objectives: tuple
+    penalty: float = 250.0
+    path: tuple = ()  # directories put in front of sys.path before importing
+
+    def resolved(self):
+        return {
+            "function": self.function,
+            "parameters": {
+                p.name: [p.lower, p.upper] if p.free else p.value for p in self.parameters
+            },
+            "objectives": list(self.objectives),
+            "penalty": self.penalty,
+            "path": list(self.path),
+        }
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    algorithm: str
+    population: int
+    generations: int
+    seed: int = 1
+    weights: tuple = ()  # (m,) objective weights of the score; () means all 1
+    # IBEA
+    offspring: int = 0  # 0: same as population
+    kappa: float = 0.05
+    eta_crossover: float = 10.0
+    eta_mutation: float = 10.0
+    # CMA-ES
+    sigma0: float = 0.25
+
+    def resolved(self):
+        out = {
+            "algorithm": self.algorithm,
+            "population": self.population,
+            "generations": self.generations,
+            "seed": self.seed,
+            "weights": list(self.weights),
+        }
+        if self.algorithm == "ibea":
+            out.update(
+                offspring=self.offspring or self.population,
+                kappa=self.kappa,
+                eta_crossover=self.eta_crossover,
+                eta_mutation=self.eta_mutation,
+            )
+        else:
+            out.update(sigma0=self.sigma0)
+        return out
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Write the run file every ``every_generations`` generations, and also
+    whenever ``every_seconds`` (0: never) have passed since the last write.
+    The last generation is always written."""
+
+    every_generations: int = 1
+    every_seconds: float = 0.0
+
+    def resolved(self):
+        return {"every_generations": self.every_generations, "every_seconds": self.every_seconds}
+
+
+@dataclass(frozen=True)
+class Config:
+    problem: FunctionProblem
+    optimizer: Optimizer
+    checkpoint: Checkpoint
+    output: str  # run file path ("" when not given)
+    source: str = ""  # the file this came from, for messages
+
+    @property
+    def weights(self):
+        return self.optimizer.weights or (1.0,) * len(self.problem.objectives)
+
+    @property
+    def free_parameters(self):
+        return tuple(p for p in self.problem.parameters if p.free)
+
+    def resolved(self):
+        return {
+            "problem": self.problem.resolved(),
+            "optimizer": {**self.optimizer.resolved(), "weights": list(self.weights)},
+            "checkpoint": self.checkpoint.resolved(),
+            "output": self.output,
+        }
+
+    def with_generations(self, generations):
+        from dataclasses import replace
+
+        return replace(self, optimizer=replace(self.optimizer, generations=generations))
+
+
+# ---------------------------------------------------------------- reading
+
+
+def load(path):
+    """The Config in the JSON file ``path``; ConfigError naming file and field."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as err:
+        raise ConfigError(path, f"cannot read config: {err.strerror}") from err
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(path, f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from err
+    base = os.path.dirname(os.path.abspath(path))
+    return parse(raw, source=path, base_dir=base)
+
+
+def parse(raw, source="config", base_dir=None):
+    """A Config from the decoded JSON object ``raw``.
+
+    base_dir: directory of the config file; it is put on the import path of the
+    problem's function (so ``model.py`` beside ``config.json`` imports).
+    """
+    where = _Where(source)
+    table = _table(raw, where, required=("problem", "optimizer"), optional=("checkpoint", "output"))
+    problem = _problem(table["problem"], where / "problem", base_dir)
+    optimizer = _optimizer(table["optimizer"], where / "optimizer", problem)
+    checkpoint = _checkpoint(table.get("checkpoint", {}), where / "checkpoint")
+    output = table.get("output", "")
+    if not isinstance(output, str):
+        raise where.error("output", f"expected a file path (string), found {_show(output)}")
+    return Config(problem, optimizer, checkpoint, output, source)
+
+
+class _Where:
+    """A field path inside a config file, for messages."""
+
+    def __init__(self, source, path=()):
+        self.source, self.path = source, path
+
+    def __truediv__(self, key):
+        return _Where(self.source, self.path + (str(key),))
+
+    def error(self, key, message):
+        field = ".".join(self.path + ((str(key),) if key is not None else ()))
+        return ConfigError(f"{self.source}: {field}" if field else self.source, message)
+
+
+def _show(value):
+    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def _table(raw, where, required=(), optional=()):
+    if not isinstance(raw, dict):
+        raise where.error(None, f"expected an object {{...}}, found {_show(raw)}")
+    valid = tuple(required) + tuple(optional)
+    for key in raw:
+        if key not in valid:
+            raise where.error(key, f"unknown key; valid keys here: {', '.join(valid)}")
+    for key in required:
+        if key not in raw:
+            raise where.error(key, "missing (required)")
+    return raw
+
+
+def _number(raw, where, key, *, minimum=None, above=None, integer=False):
+    value = raw[key]
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise where.error(key, f"expected {kind}, found {_show(value)}")
+    if not math.isfinite(value):
+        raise where.error(key, f"expected a finite number, found {value}")
+    if minimum is not None and value < minimum:
+        raise where.error(key, f"must be >= {minimum}, found {_show(value)}")
+    if above is not None and value <= above:
+        raise where.error(key, f"must be > {above}, found {_show(value)}")
+    return int(value) if integer else float(value)
+
+
+def _problem(raw, where, base_dir):
+    table = _table(raw, where, required=("function", "parameters", "objectives"), optional=("penalty", "path"))
+    function = table["function"]
+    if not isinstance(function, str) or function.count(":") != 1 or not all(function.split(":")):
+        raise where.error("function", f"expected 'package.module:callable', found {_show(function)}")
+
+    params = table["parameters"]
+    if not isinstance(params, dict) or not params:
+        raise where.error("parameters", f"expected an object {{name: [low, high] or value}}, found {_show(params)}")
+    parameters = []
+    for name, spec in params.items():
+        w = where / "parameters"
+        if isinstance(spec, list):
+            if len(spec) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
+                raise w.error(name, f"expected bounds [low, high] or a frozen value, found {_show(spec)}")
+            lower, upper = float(spec[0]), float(spec[1])
+            if not (math.isfinite(lower) and math.isfinite(upper)):
+                raise w.error(name, f"bounds must be finite, found {_show(spec)}")
+            if lower >= upper:
+                raise w.error(name, f"lower bound {spec[0]} must be below upper bound {spec[1]}")
+            parameters.append(Parameter(name, lower, upper))
+        else:
+            parameters.append(Parameter(name, value=_number(params, w, name)))
+    if not any(p.free for p in parameters):
+        raise where.error("parameters", "no free parameter: give at least one as [low, high]")
+
+    objectives = table["objectives"]
+    if (
+        not isinstance(objectives, list)
+        or not objectives
+        or not all(isinstance(o, str) and o for o in objectives)
+    ):
+        raise where.error("objectives", f"expected a non-empty list of names, found {_show(objectives)}")
+    if len(set(objectives)) != len(objectives):
+        raise where.error("objectives", "names must be unique")
+    penalty = _number(table, where, "penalty") if "penalty" in table else 250.0
+
+    path = table.get("path", [base_dir] if base_dir else [])
+    if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
+        raise where.error("path", f"expected a list of directories, found {_show(path)}")
+    return FunctionProblem(function, tuple(parameters), tuple(objectives), penalty, tuple(path))
+
+
+_IBEA_KEYS = ("offspring", "kappa", "eta_crossover", "eta_mutation")
+_CMAES_KEYS = ("sigma0",)
+
+
+def _optimizer(raw, where, problem):
+    common = ("seed", "weights")
+    table = _table(
+        raw, where, required=("algorithm", "population", "generations"), optional=common + _IBEA_KEYS + _CMAES_KEYS
+    )
+    algorithm = table["algorithm"]
+    if algorithm not in ALGORITHMS:
+        raise where.error("algorithm", f"unknown algorithm {_show(algorithm)}; valid: {', '.join(ALGORITHMS)}")
+    other = _CMAES_KEYS if algorithm == "ibea" else _IBEA_KEYS
+    for key in table:
+        if key in other:
+            raise where.error(key, f"not an option of {algorithm}")
+    kwargs = dict(
+        algorithm=algorithm,
+        population=_number(table, where, "population", minimum=2 if algorithm == "cmaes" else 1, integer=True),
+        generations=_number(table, where, "generations", minimum=1, integer=True),
+    )
+    if "seed" in table:
+        kwargs["seed"] = _number(table, where, "seed", minimum=0, integer=True)
+    if "weights" in table:
+        kwargs["weights"] = _weights(table["weights"], where / "weights", problem.objectives)
+    if "offspring" in table:
+        kwargs["offspring"] = _number(table, where, "offspring", minimum=1, integer=True)
+    if "kappa" in table:
+        kwargs["kappa"] = _number(table, where, "kappa", above=0)
+    for key in ("eta_crossover", "eta_mutation"):
+        if key in table:
+            kwargs[key] = _number(table, where, key, minimum=0)
+    if "sigma0" in table:
+        kwargs["sigma0"] = _number(table, where, "sigma0", above=0)
+        if kwargs["sigma0"] > 1:
+            raise where.error("sigma0", f"is in unit-cube coordinates and must be <= 1, found {kwargs['sigma0']}")
+    return Optimizer(**kwargs)
+
+
+def _weights(raw, where, objectives):
+    if isinstance(raw, list):
+        if len(raw) != len(objectives):
+            raise where.error(None, f"expected {len(objectives)} weights (one per objective), found {len(raw)}")
+        raw = dict(zip(objectives, raw))
+    if not isinstance(raw, dict):
+        raise where.error(None, f"expected {{objective: weight}} or a list, found {_show(raw)}")
+    for key in raw:
+        if key not in objectives:
+            raise where.error(key, f"not an objective; objectives: {', '.join(objectives)}")
+    weights = tuple(_number(raw, where, o, minimum=0) if o in raw else 1.0 for o in objectives)
+    if not any(weights):
+        raise where.error(None, "all weights are 0")
+    return weights
+
+
+def _checkpoint(raw, where):
+    table = _table(raw, where, optional=("every_generations", "every_seconds"))
+    kwargs = {}
+    if "every_generations" in table:
+        kwargs["every_generations"] = _number(table, where, "every_generations", minimum=1, integer=True)
+    if "every_seconds" in table:
+        kwargs["every_seconds"] = _number(table, where, "every_seconds", minimum=0)
+    return Checkpoint(**kwargs)

@@ -1,0 +1,147 @@
+"""Evaluation over MPI: the only module that imports mpi4py.
+
+Rank 0 hands out individuals one at a time to whichever rank is free (dynamic
+distribution: evaluation times vary tenfold within a generation) and evaluates
+individuals itself too, so N ranks run N evaluations at once. Its dispatcher
+runs in a thread beside rank 0's own evaluations; the main thread makes no MPI
+call while that thread lives, so MPI_THREAD_SERIALIZED suffices.
+
+Nobody busy-spins: MPI's blocking calls poll the network at full speed, which on
+an oversubscribed node steals a core from a simulation, so every wait here is a
+non-blocking probe followed by a sleep that grows to at most ``MAX_SLEEP``.
+
+Results come back with their index, so the answer does not depend on which rank
+evaluated what or in which order evaluations finished.
+"""
+
+import threading
+import time
+from collections import deque
+
+from mpi4py import MPI
+
+TASK, RESULT, STOP = 1, 2, 3
+MAX_SLEEP = 0.002  # seconds; bounds the latency a finished rank waits for new work
+
+
+def world():
+    return MPI.COMM_WORLD
+
+
+def library_version():
+    return MPI.Get_library_version().strip().splitlines()[0]
+
+
+def abort(comm, code=1):
+    """End every rank of the job now (no rank waits forever on a dead one)."""
+    comm.Abort(code)
+
+
+def _wait_message(comm, source, tag):
+    """Receive the next message matching (source, tag) without spinning.
+
+    Returns (payload, source rank, tag).
+    """
+    status = MPI.Status()
+    delay = 1e-5
+    while True:
+        message = comm.improbe(source=source, tag=tag, status=status)
+        if message is not None:
+            return message.recv(), status.Get_source(), status.Get_tag()
+        time.sleep(delay)
+        delay = min(2 * delay, MAX_SLEEP)
+
+
+def gather_errors(comm, message):
+    """Every rank's error message (None where fine), on every rank."""
+    return comm.allgather(message)
+
+
+def serve(comm, evaluate):
+    """Worker loop (ranks > 0): evaluate what rank 0 sends until it says stop.
+
+    evaluate: (d,) physical values -> Outcome.
+    """
+    while True:
+        payload, _, tag = _wait_message(comm, 0, MPI.ANY_TAG)
+        if tag == STOP:
+            return
+        index, x = payload
+        start = time.perf_counter()
+        outcome = evaluate(x)
+        comm.send((index, outcome, time.perf_counter() - start), dest=0, tag=RESULT)
+
+
+class Evaluator:
+    """Rank 0's side: ``map(X)`` evaluates the rows of X over all ranks.
+
+    comm: the communicator (any: tests pass COMM_SELF or a split one);
+    evaluate: rank 0's own (d,) -> Outcome callable.
+    """
+
+    def __init__(self, comm, evaluate):
+        self.comm = comm
+        self.evaluate = evaluate
+        self.size = comm.Get_size()
+        if self.size > 1 and MPI.Query_thread() < MPI.THREAD_SERIALIZED:
+            raise RuntimeError(
+                "the MPI library gave thread level < MPI_THREAD_SERIALIZED; "
+                "hpcopt's rank 0 needs it (set MPI4PY_RC_THREAD_LEVEL=serialized)"
+            )
+
+    def map(self, X):
+        """Evaluate every row of X (n, d).
+
+        Returns (outcomes, seconds, ranks): a list of n Outcomes, and (n,) lists of
+        each evaluation's wall time and the rank that did it, all in row order.
+        """
+        n = len(X)
+        outcomes, seconds, ranks = [None] * n, [0.0] * n, [0] * n
+        queue = deque(range(n))
+        lock = threading.Lock()
+
+        def take():
+            with lock:
+                return queue.popleft() if queue else None
+
+        failure = []
+        dispatcher = None
+        if self.size > 1:
+            dispatcher = threading.Thread(
+                target=self._dispatch, args=(X, take, outcomes, seconds, ranks, failure), daemon=True
+            )
+            dispatcher.start()
+        while (i := take()) is not None:
+            start = time.perf_counter()
+            outcomes[i] = self.evaluate(X[i])
+            seconds[i] = time.perf_counter() - start
+        if dispatcher is not None:
+            dispatcher.join()
+            if failure:
+                raise failure[0]
+        return outcomes, seconds, ranks
+
+    def _dispatch(self, X, take, outcomes, seconds, ranks, failure):
+        try:
+            busy = 0
+            for rank in range(1, self.size):
+                i = take()
+                if i is None:
+                    break
+                self.comm.send((i, X[i]), dest=rank, tag=TASK)
+                busy += 1
+            while busy:
+                (i, outcome, elapsed), rank, _ = _wait_message(self.comm, MPI.ANY_SOURCE, RESULT)
+                outcomes[i], seconds[i], ranks[i] = outcome, elapsed, rank
+                busy -= 1
+                nxt = take()
+                if nxt is not None:
+                    self.comm.send((nxt, X[nxt]), dest=rank, tag=TASK)
+                    busy += 1
+        except BaseException as err:  # re-raised in the main thread
+            failure.append(err)
+
+    def close(self):
+        """Tell every worker to return from ``serve``."""
+        for rank in range(1, self.size):
+            self.comm.send(None, dest=rank, tag=STOP)

@@ -1,0 +1,234 @@
+"""The HDF5 run file: the only module that imports h5py.
+
+Every write is atomic: the new file is written beside the old one under a
+temporary name, fsynced, and renamed over it with ``os.replace`` (then the
+directory is fsynced). A kill -9 at any instant leaves either the previous file
+or the new one, both complete. Readers (``hpcopt status``, a user's h5py
+session) never see a half-written file. Layout: docs/runfile.md.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from .errors import RunFileError
+
+FORMAT = "hpcopt-run"
+LAYOUT_VERSION = 1
+STATUS_DTYPE = h5py.enum_dtype({"ok": 0, "failed": 1, "timeout": 2}, basetype="u1")
+
+
+@dataclass
+class Generation:
+    """One generation's record; arrays in the order the generator asked.
+
+    parameters: (n, d) physical values; objectives: (n, m); scores: (n,)
+    weighted sums; eval_seconds: (n,) wall time of each evaluation; ranks: (n,)
+    which rank evaluated it; status: (n,) 0 ok, 1 failed, 2 timeout; errors: (n,)
+    why it failed ("" when ok); start_time, end_time: UNIX seconds of ask and tell.
+    """
+
+    index: int
+    parameters: np.ndarray
+    objectives: np.ndarray
+    scores: np.ndarray
+    eval_seconds: np.ndarray
+    ranks: np.ndarray
+    status: np.ndarray
+    errors: list
+    start_time: float
+    end_time: float
+
+
+def generation_name(index):
+    return f"{index:06d}"
+
+
+def create(path, attrs, lower, upper, state):
+    """Write a new run file: header ``attrs``, bounds, and the initial ``state``."""
+
+    def build(f):
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        f.attrs["format"] = FORMAT
+        f.attrs["layout_version"] = LAYOUT_VERSION
+        problem = f.create_group("problem")
+        problem["lower"] = lower
+        problem["upper"] = upper
+        f.create_group("generations")
+        _write_state(f, state)
+
+    _atomic_write(path, build)
+
+
+def checkpoint(path, records, state, attrs=None):
+    """Append the Generation ``records`` and replace the state, atomically.
+
+    state: {"generator": dict from the generator's state(), other keys: scalars};
+    attrs: root attributes to set (e.g. an updated config).
+    """
+
+    def build(f):
+        with h5py.File(path, "r") as old:
+            for key, value in old.attrs.items():
+                f.attrs[key] = value
+            for name in old:
+                if name != "state":
+                    old.copy(old[name], f, name)
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+        generations = f["generations"]
+        for record in records:
+            _write_generation(generations.create_group(generation_name(record.index)), record)
+        _write_state(f, state)
+
+    _atomic_write(path, build)
+
+
+def _write_generation(group, g):
+    group.attrs["start_time"] = g.start_time
+    group.attrs["end_time"] = g.end_time
+    group["parameters"] = np.asarray(g.parameters, dtype=np.float64)
+    group["objectives"] = np.asarray(g.objectives, dtype=np.float64)
+    group["score"] = np.asarray(g.scores, dtype=np.float64)
+    group["eval_seconds"] = np.asarray(g.eval_seconds, dtype=np.float64)
+    group["rank"] = np.asarray(g.ranks, dtype=np.int32)
+    group.create_dataset("status", data=np.asarray(g.status, dtype=np.uint8), dtype=STATUS_DTYPE)
+    group.create_dataset("error", data=list(g.errors), dtype=h5py.string_dtype())
+
+
+def _write_state(f, state):
+    group = f.create_group("state")
+    for key, value in state.items():
+        if key != "generator":
+            group.attrs[key] = value
+    generator = group.create_group("generator")
+    for key, value in state["generator"].items():
+        if isinstance(value, bytes):
+            generator[key] = np.void(value)
+        elif isinstance(value, np.ndarray):
+            generator[key] = value
+        else:
+            generator.attrs[key] = value
+
+
+def _atomic_write(path, build):
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w", track_order=True) as f:
+            build(f)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _plain(value):
+    """An h5py attribute as a plain Python value (exact)."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray) and value.dtype.kind == "O":
+        return [_plain(v) for v in value]
+    return value
+
+
+class RunFile:
+    """A run file opened for reading; use as a context manager.
+
+    Raises RunFileError (one line, for the user) if ``path`` is not a readable
+    hpcopt run file of this layout version.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        if not os.path.exists(path):
+            raise RunFileError(f"{path}: no such file")
+        try:
+            self.file = h5py.File(path, "r")
+        except OSError as err:
+            raise RunFileError(f"{path}: not an HDF5 file ({err})") from err
+        attrs = self.file.attrs
+        if _plain(attrs.get("format")) != FORMAT:
+            self.file.close()
+            raise RunFileError(f"{path}: not an hpcopt run file (no format='{FORMAT}' attribute)")
+        version = _plain(attrs.get("layout_version"))
+        if version != LAYOUT_VERSION:
+            self.file.close()
+            raise RunFileError(
+                f"{path}: run file layout version {version}, this hpcopt reads version {LAYOUT_VERSION}"
+            )
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.file.close()
+
+    @property
+    def attrs(self):
+        return {key: _plain(value) for key, value in self.file.attrs.items()}
+
+    @property
+    def config(self):
+        return json.loads(self.attrs["config"])
+
+    def __len__(self):
+        """Number of complete generations stored."""
+        return len(self.file["generations"])
+
+    def generation(self, index):
+        """Generation ``index`` (negative counts from the end) as a Generation."""
+        n = len(self)
+        if not -n <= index < n:
+            raise RunFileError(f"{self.path}: generation {index} does not exist ({n} stored)")
+        group = self.file["generations"][generation_name(index % n)]
+        return Generation(
+            index=index % n,
+            parameters=group["parameters"][()],
+            objectives=group["objectives"][()],
+            scores=group["score"][()],
+            eval_seconds=group["eval_seconds"][()],
+            ranks=group["rank"][()],
+            status=group["status"][()],
+            errors=[e.decode() for e in group["error"][()]],
+            start_time=float(group.attrs["start_time"]),
+            end_time=float(group.attrs["end_time"]),
+        )
+
+    def state(self):
+        """The saved state: {"generator": {...}, other keys: scalars}."""
+        group = self.file["state"]
+        state = {key: _plain(value) for key, value in group.attrs.items()}
+        generator = {key: _plain(value) for key, value in group["generator"].attrs.items()}
+        for key, dataset in group["generator"].items():
+            value = dataset[()]
+            generator[key] = value.tobytes() if isinstance(value, np.void) else value
+        state["generator"] = generator
+        return state
