@@ -1,0 +1,295 @@
+"""IBEA, the indicator-based evolutionary algorithm, with the additive epsilon indicator.
+
+Zitzler & Künzli (2004), "Indicator-based selection in multiobjective search", PPSN VIII.
+Mating selection by binary tournament; variation by bounded SBX crossover and polynomial
+mutation (Deb's operators, as in ``deap.tools``). Everything lives in the unit cube [0, 1]^d:
+U is an (n, d) array of unit-cube points, F the (n, m) array of their objectives (minimised).
+"""
+
+import json
+import math
+
+import numpy as np
+
+_BLOCK_ROWS = 128  # rows of the indicator matrix built at once: 128 x n floats
+
+
+def indicator_matrix(F):
+    """The additive epsilon indicator between all pairs of rows of F (n, m).
+
+    Objectives are first normalised to [0, 1] over F (an objective with zero range becomes
+    0). Returns the (n, n) array I with I[a, b] = max_i (f_i(a) - f_i(b)): how far a must
+    be shifted to weakly dominate b. Built by blocks of rows, one objective at a time
+    (never as (n, n, m)), so that each block stays in cache.
+    """
+    low = F.min(axis=0)
+    span = F.max(axis=0) - low
+    Fn = np.divide(F - low, span, out=np.zeros(F.shape), where=span > 0)
+    I = np.full((len(F), len(F)), -np.inf)
+    difference = np.empty((min(_BLOCK_ROWS, len(F)), len(F)))
+    for start in range(0, len(F), _BLOCK_ROWS):
+        rows = I[start:start + _BLOCK_ROWS]
+        block = difference[:len(rows)]
+        for f in Fn.T:
+            np.subtract.outer(f[start:start + _BLOCK_ROWS], f, out=block)
+            np.maximum(rows, block, out=rows)
+    return I
+
+
+def _losses(F, kappa):
+    """(n, n) array L with L[y, x] = exp(-I(y, x) / (c kappa)), zero on the diagonal.
+
+    The paper's c, the largest |I| over all pairs, is 1 here: on normalised objectives the
+    best and the worst point of a varying objective are exactly 1 apart, and no pair is
+    further apart (c = 0, when nothing varies, counts as 1 too). The IBEA fitness of x is
+    ``-L[:, x].sum()``; removing y adds ``L[y, x]`` back.
+    """
+    L = indicator_matrix(F)
+    L /= -kappa
+    np.exp(L, out=L)
+    np.fill_diagonal(L, 0.0)
+    return L
+
+
+def fitness(F, kappa):
+    """IBEA fitness of each row of F (n, m): sum over y != x of -exp(-I(y, x) / kappa).
+
+    Returns an (n,) array; larger is better, all values are <= 0.
+    """
+    return -_losses(F, kappa).sum(axis=0)
+
+
+def environmental_selection(F, keep, kappa):
+    """Indices (ascending) of the ``keep`` rows of F (n, m) that IBEA keeps."""
+    return _select(F, keep, kappa)[0]
+
+
+def _select(F, keep, kappa):
+    """Environmental selection: (kept indices ascending, their updated fitness).
+
+    Removes the individual of smallest fitness (ties: lowest index) and updates the
+    fitness of the rest, until ``keep`` remain; I is normalised over the full set.
+    The survivors' fitness is what the paper's mating selection then compares.
+    """
+    L = _losses(F, kappa)
+    fit = -L.sum(axis=0)
+    alive = np.ones(len(F), dtype=bool)
+    for _ in range(len(F) - keep):
+        worst = int(np.argmin(np.where(alive, fit, np.inf)))
+        alive[worst] = False
+        fit += L[worst]
+    kept = np.flatnonzero(alive)
+    return kept, fit[kept]
+
+
+def sbx_crossover(U1, U2, eta, rng):
+    """Bounded simulated binary crossover of the parent pairs U1[i], U2[i], both (n, d).
+
+    deap.tools.cxSimulatedBinaryBounded on [0, 1], vectorised: each variable takes part
+    with probability 0.5 (and only if the parents differ by more than 1e-14). Returns the
+    two (n, d) children arrays, inside [0, 1].
+    """
+    takes_part = rng.random(U1.shape) < 0.5
+    rand = rng.random(U1.shape)
+    flip = rng.random(U1.shape) < 0.5
+    x1 = np.minimum(U1, U2)
+    x2 = np.maximum(U1, U2)
+    takes_part &= x2 - x1 > 1e-14
+    spread = np.where(takes_part, x2 - x1, 1.0)
+    exponent = 1.0 / (eta + 1.0)
+
+    def beta_q(beta):
+        alpha = 2.0 - beta ** -(eta + 1.0)
+        inner = rand <= 1.0 / alpha
+        return np.where(inner, rand * alpha, 1.0 / (2.0 - rand * alpha)) ** exponent
+
+    c1 = np.clip(0.5 * (x1 + x2 - beta_q(1.0 + 2.0 * x1 / spread) * spread), 0.0, 1.0)
+    c2 = np.clip(0.5 * (x1 + x2 + beta_q(1.0 + 2.0 * (1.0 - x2) / spread) * spread), 0.0, 1.0)
+    first = np.where(takes_part, np.where(flip, c2, c1), U1)
+    second = np.where(takes_part, np.where(flip, c1, c2), U2)
+    return first, second
+
+
+def polynomial_mutation(U, eta, probability, rng):
+    """Bounded polynomial mutation of U (n, d) on [0, 1], each variable with ``probability``.
+
+    deap.tools.mutPolynomialBounded, vectorised. Returns a new (n, d) array inside [0, 1].
+    """
+    mutate = rng.random(U.shape) < probability
+    rand = rng.random(U.shape)
+    exponent = 1.0 / (eta + 1.0)
+    lower = rand < 0.5
+    xy = np.where(lower, 1.0 - U, U) ** (eta + 1.0)
+    delta = np.where(
+        lower,
+        (2.0 * rand + (1.0 - 2.0 * rand) * xy) ** exponent - 1.0,
+        1.0 - (2.0 * (1.0 - rand) + 2.0 * (rand - 0.5) * xy) ** exponent,
+    )
+    return np.where(mutate, np.clip(U + delta, 0.0, 1.0), U)
+
+
+def _count(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _real(name, value, low, high=math.inf, low_open=False):
+    value = float(value)
+    if not (math.isfinite(value) and value <= high and (value > low if low_open else value >= low)):
+        bound = f"> {low}" if low_open else f">= {low}"
+        limit = f" and <= {high}" if math.isfinite(high) else ""
+        raise ValueError(f"{name} must be a finite number {bound}{limit}, got {value!r}")
+    return value
+
+
+class IBEA:
+    """IBEA as an ask/tell generator on the unit cube (see ``hpcopt.generators``).
+
+    Mating selection compares the fitness left by environmental selection, as in the
+    paper (normalised over population and offspring), not a fresh one.
+
+    ``population`` (alpha) individuals are kept; each ``ask()`` after the first returns
+    ``offspring`` (lambda, default alpha) children. The first ``ask()`` returns alpha uniform
+    points, which become the population as told. ``rng`` is a ``numpy.random.Generator``
+    owned by the object; ``mutation_probability`` is per variable (default 1 / dimension),
+    ``crossover_probability`` per pair of parents.
+    """
+
+    def __init__(self, dimension, population, rng, *, offspring=None, kappa=0.05,
+                 eta_crossover=10.0, eta_mutation=10.0, crossover_probability=1.0,
+                 mutation_probability=None):
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        self.dimension = _count("dimension", dimension)
+        self.population = _count("population", population)
+        self.offspring = _count("offspring", population if offspring is None else offspring)
+        self.kappa = _real("kappa", kappa, 0.0, low_open=True)
+        self.eta_crossover = _real("eta_crossover", eta_crossover, 0.0)
+        self.eta_mutation = _real("eta_mutation", eta_mutation, 0.0)
+        self.crossover_probability = _real("crossover_probability", crossover_probability, 0.0, 1.0)
+        if mutation_probability is None:
+            mutation_probability = 1.0 / self.dimension
+        self.mutation_probability = _real("mutation_probability", mutation_probability, 0.0, 1.0)
+        self._rng = rng
+        self._initialized = False
+        self._U = np.zeros((0, self.dimension))
+        self._F = np.zeros((0, 0))
+        self._fitness = np.zeros(0)  # of the population, for mating selection
+        self._asked = np.zeros((0, self.dimension))  # no rows: nothing pending
+
+    def ask(self):
+        """New points to evaluate: an (n, d) float64 array in [0, 1]^d.
+
+        n is ``population`` for the first batch, ``offspring`` afterwards. A second ``ask()``
+        before ``tell()`` replaces the pending batch.
+        """
+        if self._initialized:
+            self._asked = self._vary(self._U[self._tournament(self._fitness)])
+        else:
+            self._asked = self._rng.random((self.population, self.dimension))
+        return self._asked.copy()
+
+    def tell(self, U, F):
+        """Objectives F (n, m) of the points U (n, d) returned by the last ``ask()``."""
+        U = np.asarray(U, dtype=np.float64)
+        F = np.asarray(F, dtype=np.float64)
+        if len(self._asked) == 0:
+            raise ValueError("tell() without a pending ask()")
+        if U.shape != self._asked.shape or not np.array_equal(U, self._asked):
+            raise ValueError(f"U must be the {self._asked.shape} array returned by the last ask()")
+        m = self._F.shape[1] if self._initialized else None
+        if F.ndim != 2 or len(F) != len(U) or F.shape[1] == 0 or m not in (None, F.shape[1]):
+            expected = f"({len(U)}, {'m >= 1' if m is None else m})"
+            raise ValueError(f"F must have shape {expected}, got {F.shape}")
+        if not np.isfinite(F).all():
+            raise ValueError("F must be finite (failed evaluations need penalty values)")
+        if self._initialized:
+            U_all = np.concatenate([self._U, U])
+            F_all = np.concatenate([self._F, F])
+            keep, self._fitness = _select(F_all, self.population, self.kappa)
+            self._U, self._F = U_all[keep], F_all[keep]
+        else:
+            self._U, self._F = U.copy(), F.copy()
+            self._fitness = fitness(F, self.kappa)
+            self._initialized = True
+        self._asked = np.zeros((0, self.dimension))
+
+    def stop(self):
+        """IBEA has no stopping criteria of its own: always {}."""
+        return {}
+
+    def population_arrays(self):
+        """Copies of the current population: U (alpha, d) in the unit cube, F (alpha, m).
+
+        Before the first ``tell()`` they have no rows (and F no columns).
+        """
+        return self._U.copy(), self._F.copy()
+
+    def state(self):
+        """Everything ``from_state`` needs to continue bit-identically (copies)."""
+        return {
+            "dimension": self.dimension,
+            "population": self.population,
+            "offspring": self.offspring,
+            "kappa": self.kappa,
+            "eta_crossover": self.eta_crossover,
+            "eta_mutation": self.eta_mutation,
+            "crossover_probability": self.crossover_probability,
+            "mutation_probability": self.mutation_probability,
+            "initialized": self._initialized,
+            "U": self._U.copy(),
+            "F": self._F.copy(),
+            "fitness": self._fitness.copy(),
+            "asked_U": self._asked.copy(),
+            "rng_state": json.dumps(self._rng.bit_generator.state, default=np.ndarray.tolist),
+        }
+
+    @classmethod
+    def from_state(cls, state):
+        """The generator that ``state()`` described, continuing exactly where it was."""
+        rng_state = json.loads(state["rng_state"])
+        bit_generator = getattr(np.random, rng_state["bit_generator"])(0)
+        bit_generator.state = rng_state
+        self = cls(
+            int(state["dimension"]),
+            int(state["population"]),
+            np.random.Generator(bit_generator),
+            offspring=int(state["offspring"]),
+            kappa=float(state["kappa"]),
+            eta_crossover=float(state["eta_crossover"]),
+            eta_mutation=float(state["eta_mutation"]),
+            crossover_probability=float(state["crossover_probability"]),
+            mutation_probability=float(state["mutation_probability"]),
+        )
+        self._initialized = bool(state["initialized"])
+        self._U = np.array(state["U"], dtype=np.float64)
+        self._F = np.array(state["F"], dtype=np.float64)
+        self._fitness = np.array(state["fitness"], dtype=np.float64)
+        self._asked = np.array(state["asked_U"], dtype=np.float64)
+        return self
+
+    def _tournament(self, fit):
+        """Indices of ``offspring`` parents: binary tournaments with replacement on fit.
+
+        The fitter of two random members wins; on equal fitness the lower index.
+        """
+        a, b = self._rng.integers(0, len(fit), size=(2, self.offspring))
+        b_wins = (fit[b] > fit[a]) | ((fit[b] == fit[a]) & (b < a))
+        return np.where(b_wins, b, a)
+
+    def _vary(self, parents):
+        """Children (n, d) of the parents (n, d): SBX on consecutive pairs, then mutation.
+
+        Each pair is crossed with ``crossover_probability``; with an odd n the last parent
+        is only copied. Every child then goes through polynomial mutation.
+        """
+        children = parents.copy()
+        pairs = len(parents) // 2
+        first, second = children[0:2 * pairs:2], children[1:2 * pairs:2]
+        crossed = (self._rng.random(pairs) < self.crossover_probability)[:, None]
+        c1, c2 = sbx_crossover(first, second, self.eta_crossover, self._rng)
+        children[0:2 * pairs:2] = np.where(crossed, c1, first)
+        children[1:2 * pairs:2] = np.where(crossed, c2, second)
+        return polynomial_mutation(children, self.eta_mutation, self.mutation_probability,
+                                   self._rng)

@@ -1,0 +1,69 @@
+"""Shared fixtures: run the real ``hpcopt`` command, alone or under mpiexec."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+BIN = os.path.dirname(sys.executable)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def mpi_sizes():
+    """Rank counts the MPI tests run at: HPCOPT_TEST_RANKS (make test-N), else 1, 2, 3."""
+    given = os.environ.get("HPCOPT_TEST_RANKS")
+    return [int(n) for n in given.split(",")] if given else [1, 2, 3]
+
+
+def hpcopt(*args, ranks=None, cwd=None, timeout=300, check=True):
+    """Run ``hpcopt ARGS`` (under ``mpiexec -n ranks`` when ranks is given).
+
+    Returns the CompletedProcess; with check, fails the test on a non-zero exit.
+    """
+    command = [sys.executable, "-m", "hpcopt", *map(str, args)]
+    if ranks is not None:
+        command = [os.path.join(BIN, "mpiexec"), "-n", str(ranks), *command]
+    env = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        pytest.fail(f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def write_config(directory, name="config.json", **sections):
+    """Write a config made of ``sections`` (problem, optimizer, ...); returns its path."""
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        json.dump(sections, f)
+    return path
+
+
+def zdt1_problem(d=6):
+    return {
+        "function": "hpcopt.testfunctions:zdt1",
+        "parameters": {f"x{i}": [0, 1] for i in range(d)},
+        "objectives": ["f1", "f2"],
+    }
+
+
+RESULT_DATASETS = ("parameters", "objectives", "score", "status")
+
+
+def generations(path, datasets=RESULT_DATASETS):
+    """{generation name: {dataset: array}} of a run file, via plain h5py."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {g: {d: f["generations"][g][d][()] for d in datasets} for g in f["generations"]}
+
+
+def assert_same_results(a, b):
+    """Two run files hold bit-identical results in the same generations."""
+    ga, gb = generations(a), generations(b)
+    assert list(ga) == list(gb)
+    for name in ga:
+        for dataset in RESULT_DATASETS:
+            assert np.array_equal(ga[name][dataset], gb[name][dataset]), (name, dataset)

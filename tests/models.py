@@ -1,0 +1,28 @@
+"""Test problems whose behaviour the tests control (importable from tests/)."""
+
+import os
+import time
+
+
+def sleepy(params):
+    """Two objectives; sleeps ``slow`` s when x0 == slow_x0, else ``fast`` s."""
+    x0 = params["x0"]
+    time.sleep(params["slow"] if x0 == params["slow_x0"] else params["fast"])
+    return {"f1": x0, "f2": (1 - x0) ** 2 + params["x1"]}
+
+
+def fails_sometimes(params):
+    """Raises for x0 < 0.3, returns NaN for x0 > 0.9, else a dict."""
+    if params["x0"] < 0.3:
+        raise ArithmeticError("model blew up")
+    if params["x0"] > 0.9:
+        return [float("nan"), 1.0]
+    return {"f1": params["x0"], "f2": 1 - params["x0"] + params["x1"]}
+
+
+def dies_on_rank_1(params):
+    """Kills the whole process when evaluated on MPI rank 1 (a segfault stand-in)."""
+    if os.environ.get("PMI_RANK") == "1":
+        os._exit(139)
+    time.sleep(0.01)
+    return {"f1": params["x0"], "f2": params["x1"]}

@@ -1,0 +1,180 @@
+"""Whole runs under a real mpiexec: the same answer at every size, dynamic
+distribution, no busy waiting, exact resume, failed evaluations, crashes."""
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import BIN, HERE, assert_same_results, generations, hpcopt, mpi_sizes, write_config, zdt1_problem
+from hpcopt import config as configuration, generators
+
+pytestmark = pytest.mark.mpi
+
+IBEA = {"algorithm": "ibea", "population": 12, "generations": 6, "seed": 7}
+CMAES = {"algorithm": "cmaes", "population": 8, "generations": 6, "seed": 7}
+
+
+@pytest.fixture(scope="module", params=[IBEA, CMAES], ids=["ibea", "cmaes"])
+def reference(request, tmp_path_factory):
+    """A run on one process: the answer every other launch must reproduce."""
+    directory = tmp_path_factory.mktemp(request.param["algorithm"])
+    path = write_config(directory, problem=zdt1_problem(), optimizer=request.param)
+    hpcopt("run", path, "-o", directory / "reference.h5")
+    return request.param, directory / "reference.h5"
+
+
+@pytest.mark.parametrize("ranks", mpi_sizes())
+def test_same_result_at_every_size(reference, ranks, tmp_path):
+    optimizer, expected = reference
+    path = write_config(tmp_path, problem=zdt1_problem(), optimizer=optimizer)
+    hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=ranks)
+    assert_same_results(tmp_path / "run.h5", expected)
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        ranks_used = np.concatenate([g["rank"][()] for g in f["generations"].values()])
+    assert set(ranks_used) == set(range(ranks))  # every rank evaluated, rank 0 included
+
+
+@pytest.mark.parametrize("first, second", [(2, 3), (3, 1)])
+def test_resume_equals_uninterrupted(reference, first, second, tmp_path):
+    """5 generations, then resume to 10 on another number of ranks == 10 in one go."""
+    optimizer, _ = reference
+    full = write_config(tmp_path, "full.json", problem=zdt1_problem(), optimizer={**optimizer, "generations": 10})
+    hpcopt("run", full, "-o", tmp_path / "full.h5", ranks=first)
+    half = write_config(tmp_path, "half.json", problem=zdt1_problem(), optimizer={**optimizer, "generations": 5})
+    hpcopt("run", half, "-o", tmp_path / "resumed.h5", ranks=first)
+    assert len(generations(tmp_path / "resumed.h5")) == 5
+    done = hpcopt("resume", tmp_path / "resumed.h5", "--generations", 10, ranks=second)
+    assert "gen 6/10" in done.stderr
+    assert_same_results(tmp_path / "resumed.h5", tmp_path / "full.h5")
+    with h5py.File(tmp_path / "resumed.h5", "r") as f:
+        assert f["state"].attrs["evaluations"] == 10 * len(f["generations/000000/score"])
+        assert json.loads(f.attrs["config"])["optimizer"]["generations"] == 10
+    # a finished run is left alone; extending it past its end works and matches too
+    again = hpcopt("resume", tmp_path / "resumed.h5")
+    assert "gen " not in again.stderr
+    hpcopt("resume", tmp_path / "resumed.h5", "--generations", 12, ranks=second)
+    hpcopt("resume", tmp_path / "full.h5", "--generations", 12, ranks=first)
+    assert_same_results(tmp_path / "resumed.h5", tmp_path / "full.h5")
+
+
+def _slow_one_config(tmp_path, ranks, slow=2.0, fast=0.02):
+    """IBEA's first generation in which the first individual asked is slow, the others fast."""
+    optimizer = {"algorithm": "ibea", "population": 6 * ranks, "generations": 1, "seed": 5}
+    problem = {
+        "function": "models:sleepy",
+        "parameters": {"x0": [0, 1], "x1": [0, 1], "slow": slow, "fast": fast, "slow_x0": -1.0},
+        "objectives": ["f1", "f2"],
+    }
+    c = configuration.parse({"problem": problem, "optimizer": optimizer})
+    problem["parameters"]["slow_x0"] = float(generators.create(c.optimizer, 2, 2).ask()[0, 0])
+    return write_config(tmp_path, problem=problem, optimizer=optimizer)
+
+
+@pytest.mark.parametrize("ranks", [r for r in mpi_sizes() if r > 1] or [2])
+def test_distribution_is_dynamic(tmp_path, ranks):
+    """The first individual takes 2 s, the other 6N-1 take 0.02 s: the rank that takes
+    the slow one does nothing else, the free ranks do all the rest, and the generation
+    lasts about as long as the slow evaluation (a static split gives that rank 6)."""
+    path = _slow_one_config(tmp_path, ranks)
+    hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=ranks, cwd=HERE)
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        g = f["generations/000000"]
+        seconds, rank = g["eval_seconds"][()], g["rank"][()]
+        wall = g.attrs["end_time"] - g.attrs["start_time"]
+    assert seconds[0] > 1.9 and np.sum(seconds > 1.0) == 1
+    assert np.sum(rank == rank[0]) == 1
+    assert wall < seconds[0] + 1.0
+
+
+def test_waiting_ranks_do_not_spin(tmp_path):
+    """3 ranks wait ~4 s on one slow evaluation; a spinning rank would burn a core-second
+    per second, these must use a small fraction of that."""
+    path = _slow_one_config(tmp_path, 3, slow=4.0, fast=0.0)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=3, cwd=HERE)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert wall > 4.0
+    # start-up (imports) costs about 1 CPU-second per rank; spinning would add 3 x 4 s
+    assert cpu < 3 * 1.5 + 0.25 * 3 * 4.0, (cpu, wall)
+
+
+def test_failed_evaluations_are_data(tmp_path):
+    problem = {
+        "function": "models:fails_sometimes",
+        "parameters": {"x0": [0, 1], "x1": [0, 1]},
+        "objectives": ["f1", "f2"],
+        "penalty": 1000,
+    }
+    path = write_config(tmp_path, problem=problem, optimizer={**IBEA, "generations": 3})
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2)
+    assert "evaluations failed; first:" in done.stderr
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        g = f["generations/000000"]
+        x0, F, status = g["parameters"][:, 0], g["objectives"][()], g["status"][()]
+        errors = [e.decode() for e in g["error"][()]]
+    raised, nonfinite, fine = x0 < 0.3, x0 > 0.9, (x0 >= 0.3) & (x0 <= 0.9)
+    assert raised.any() and fine.any()
+    assert np.all(status[raised | nonfinite] == 1) and np.all(status[fine] == 0)
+    assert np.all(F[raised | nonfinite] == 1000) and np.all(F[fine] < 1000)
+    assert all("ArithmeticError: model blew up" in e for e, r in zip(errors, raised) if r)
+    assert all(e == "" for e, ok in zip(errors, fine) if ok)
+
+
+def test_dead_rank_ends_the_job(tmp_path):
+    """A worker that dies (a NEURON segfault, say) ends the whole job promptly; the
+    run file keeps the generations completed before."""
+    problem = {"function": "models:dies_on_rank_1", "parameters": {"x0": [0, 1], "x1": [0, 1]},
+               "objectives": ["f1", "f2"]}
+    path = write_config(tmp_path, problem=problem, optimizer=IBEA)
+    start = time.perf_counter()
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=3, check=False, timeout=120)
+    assert done.returncode != 0
+    assert time.perf_counter() - start < 60
+    with h5py.File(tmp_path / "run.h5", "r") as f:  # created before generation 0, still valid
+        assert f.attrs["format"] == "hpcopt-run"
+
+
+def test_kill_9_at_random_moments(tmp_path):
+    """kill -9 of the whole job at random instants (many land inside a checkpoint
+    write): the file stays readable with every generation it held, and resuming
+    ends bit-identical to an uninterrupted run."""
+    optimizer = {"algorithm": "ibea", "population": 40, "generations": 40, "seed": 11}
+    path = write_config(tmp_path, problem=zdt1_problem(10), optimizer=optimizer)
+    hpcopt("run", path, "-o", tmp_path / "full.h5", ranks=2)
+    run = tmp_path / "run.h5"
+    rng = np.random.default_rng(2)
+    env = {**os.environ, "PYTHONPATH": HERE}
+    seen = []
+    for attempt in range(8):
+        args = ["run", path, "-o", run] if not run.exists() else ["resume", run]
+        command = [os.path.join(BIN, "mpiexec"), "-n", "2", sys.executable, "-m", "hpcopt", *map(str, args)]
+        job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+        # wait until the run file exists, then kill after a random delay
+        deadline = time.time() + 60
+        while not run.exists() and job.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        if run.exists():
+            with h5py.File(run, "r") as f:  # readable after every kill
+                n = len(f["generations"])
+                assert f["state"].attrs["next_generation"] == n
+            assert n >= (seen[-1] if seen else 0)
+            seen.append(n)
+    hpcopt("resume", run, ranks=3)
+    assert_same_results(run, tmp_path / "full.h5")
+    assert len(seen) >= 6
