@@ -134,9 +134,9 @@ def _prepare(args, comm):
         try:
             source = _source(args)
         except HpcoptError as err:
-            source = err
+            source = str(err)
     source = comm.bcast(source, root=0)
-    error = source if isinstance(source, HpcoptError) else None
+    error = source if isinstance(source, str) else None
     prepared = None
     if error is None:
         path, raw, name, base = source
@@ -147,8 +147,8 @@ def _prepare(args, comm):
             problem = Problem(config)
             prepared = path, config, problem, problem.evaluator()
         except HpcoptError as err:
-            error = err
-    errors = parallel.gather_errors(comm, None if error is None else str(error))
+            error = str(err)
+    errors = parallel.gather_errors(comm, error)
     failed = [(r, e) for r, e in enumerate(errors) if e is not None]
     if failed:
         if rank == 0:
@@ -164,7 +164,7 @@ def _source(args):
         from .runfile import RunFile
 
         with RunFile(args.runfile) as run:
-            raw, done = run.config, len(run)
+            raw = run.config
         if args.generations is not None and args.generations < 1:
             raise ConfigError("--generations", f"must be >= 1, found {args.generations}")
         return args.runfile, raw, f"{args.runfile} (stored config)", None
