@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NP     ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-mpi test-N bench lint clean
+.PHONY: install run test test-unit test-N bench bench-quick lint clean
 
 install: $(STAMP)
 
@@ -32,8 +32,13 @@ test-unit: install
 test-N: install
 	HPCOPT_TEST_RANKS=$(NP) $(BIN)/python -m pytest -q -m mpi tests
 
+# Benchmarks: measured ratios, written to benchmarks/results/
 bench: install
 	$(BIN)/python benchmarks/zdt1_vs_bluepyopt.py
+
+# A smoke run of the benchmarks (CI): asserts nothing about speed or quality, writes nothing
+bench-quick: install
+	$(BIN)/python benchmarks/zdt1_vs_bluepyopt.py --quick --no-write
 
 lint: install
 	$(BIN)/python -m pip install --quiet ruff

@@ -18,7 +18,8 @@ import sys
 import traceback
 from importlib import metadata
 
-from . import __version__, config as configuration
+from . import __version__
+from . import config as configuration
 from .driver import EXIT_USAGE
 from .errors import ConfigError, HpcoptError, RunFileError
 from .problem import Problem

@@ -7,8 +7,8 @@ import os
 
 import h5py
 import pytest
-
 from conftest import hpcopt, write_config, zdt1_problem
+
 from hpcopt import config
 from hpcopt.errors import ConfigError
 

@@ -4,7 +4,6 @@ import os
 import re
 
 import pytest
-
 from conftest import hpcopt, write_config, zdt1_problem
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from hpcopt import config as configuration, generators, runfile
+from hpcopt import config as configuration
+from hpcopt import generators, runfile
 
 D, M = 5, 2
 

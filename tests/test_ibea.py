@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from hpcopt import generators
-from hpcopt.ibea import (IBEA, environmental_selection, fitness, indicator_matrix,
-                         polynomial_mutation, sbx_crossover)
+from hpcopt.ibea import IBEA, environmental_selection, fitness, indicator_matrix, polynomial_mutation, sbx_crossover
 
 
 def zdt1(U):

@@ -5,8 +5,8 @@ import json
 import h5py
 import numpy as np
 import pytest
-
 from conftest import hpcopt, write_config, zdt1_problem
+
 from hpcopt import runfile
 from hpcopt.errors import RunFileError
 
@@ -64,7 +64,8 @@ def test_checkpoint_every_k_generations(tmp_path, monkeypatch, every, generation
         real(path, records, state, attrs)
 
     monkeypatch.setattr(runfile, "checkpoint", spy)
-    from hpcopt import config as configuration, driver
+    from hpcopt import config as configuration
+    from hpcopt import driver
     from hpcopt.problem import Problem
 
     raw = {"problem": zdt1_problem(3), "optimizer": {**OPTIMIZER, "generations": generations},
@@ -88,7 +89,8 @@ def test_checkpoint_every_k_generations(tmp_path, monkeypatch, every, generation
 
 def test_interrupt_writes_a_complete_checkpoint(tmp_path):
     """With checkpoints every 100 generations, an interrupt still saves all done."""
-    from hpcopt import config as configuration, driver
+    from hpcopt import config as configuration
+    from hpcopt import driver
     from hpcopt.problem import Problem
 
     raw = {"problem": zdt1_problem(3), "optimizer": {**OPTIMIZER, "generations": 50},

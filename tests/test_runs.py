@@ -12,9 +12,10 @@ import time
 import h5py
 import numpy as np
 import pytest
-
 from conftest import BIN, HERE, assert_same_results, generations, hpcopt, mpi_sizes, write_config, zdt1_problem
-from hpcopt import config as configuration, generators
+
+from hpcopt import config as configuration
+from hpcopt import generators
 
 pytestmark = pytest.mark.mpi
 
@@ -156,7 +157,7 @@ def test_kill_9_at_random_moments(tmp_path):
     rng = np.random.default_rng(2)
     env = {**os.environ, "PYTHONPATH": HERE}
     seen = []
-    for attempt in range(8):
+    for _ in range(8):
         args = ["run", path, "-o", run] if not run.exists() else ["resume", run]
         command = [os.path.join(BIN, "mpiexec"), "-n", "2", sys.executable, "-m", "hpcopt", *map(str, args)]
         job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
