@@ -53,9 +53,15 @@ def test_physical_values_are_stored(tmp_path):
     assert np.array_equal(F, X ** 2)
 
 
-@pytest.mark.parametrize("every, generations, writes", [(3, 7, [3, 6, 7]), (1, 3, [1, 2, 3])])
-def test_checkpoint_every_k_generations(tmp_path, monkeypatch, every, generations, writes):
-    """The file is written after every k-th generation and after the last one."""
+@pytest.mark.parametrize("every, generations, writes", [
+    ({"every_generations": 3}, 7, [3, 6, 7]),
+    ({"every_generations": 1}, 3, [1, 2, 3]),
+    ({"every_generations": 1000, "every_seconds": 1e-9}, 3, [1, 2, 3]),
+    ({"every_generations": 1000, "every_seconds": 3600}, 3, [3]),
+])
+def test_checkpoint_cadence(tmp_path, monkeypatch, every, generations, writes):
+    """The file is written after every k-th generation, when s seconds have passed
+    since the last write, and after the last generation."""
     seen = []
     real = runfile.checkpoint
 
@@ -69,7 +75,7 @@ def test_checkpoint_every_k_generations(tmp_path, monkeypatch, every, generation
     from hpcopt.problem import Problem
 
     raw = {"problem": zdt1_problem(3), "optimizer": {**OPTIMIZER, "generations": generations},
-           "checkpoint": {"every_generations": every}}
+           "checkpoint": every}
     c = configuration.parse(raw)
     problem = Problem(c)
     path = str(tmp_path / "run.h5")
