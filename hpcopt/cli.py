@@ -4,6 +4,7 @@
     hpcopt resume RUN.h5 [--generations N] continue a run, also past its original end
     hpcopt best RUN.h5 [--json]            the best individual so far
     hpcopt validate CONFIG                 check a config without running anything
+    hpcopt evaluate CONFIG --params P.json evaluate one parameter set (scores, features)
 
 Exit status: 0 done, 2 bad input (one line on stderr, nothing written),
 3 interrupted by a signal (the run file is complete: resume it).
@@ -63,6 +64,13 @@ def _parser():
     best.add_argument("--json", action="store_true", help="print JSON")
     best.set_defaults(handler=_best)
 
+    evaluate = commands.add_parser("evaluate", help="evaluate one parameter set of a config")
+    evaluate.add_argument("config")
+    evaluate.add_argument("--params", required=True, metavar="P.json",
+                          help="JSON object {free parameter name: value}")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(handler=_evaluate)
+
     validate = commands.add_parser("validate", help="check a config file")
     validate.add_argument("config")
     validate.set_defaults(handler=_validate)
@@ -107,7 +115,7 @@ def _run(args):
             from . import driver
 
             if args.command == "run":
-                driver.start(path, config, problem, _versions(parallel))
+                driver.start(path, config, problem, _versions(parallel, problem))
             loop = driver.Loop(path, config, problem, evaluator, interrupted=lambda: bool(interrupt))
             return loop.run()
         finally:
@@ -197,9 +205,10 @@ def _check_output(path, overwrite):
         raise ConfigError(path, f"output directory {directory} is not writable")
 
 
-def _versions(parallel):
+def _versions(parallel, problem):
     versions = {"hpcopt_version": __version__, "python_version": sys.version.split()[0]}
-    for package in ("numpy", "cma", "mpi4py", "h5py"):
+    simulators = ("neuron", "efel") if problem.features else ()
+    for package in ("numpy", "cma", "mpi4py", "h5py") + simulators:
         versions[f"{package}_version"] = metadata.version(package)
     versions["mpi_library"] = parallel.library_version()
     return versions
@@ -245,6 +254,50 @@ def _best(args):
         print(f"best: generation {g.index}, individual {j}, score {result['score']:.6g}")
         for name, value in result["parameters"].items():
             print(f"  {name} = {value:.10g}")
+        for name, value in result["objectives"].items():
+            print(f"  {name}: {value:.6g}")
+    return 0
+
+
+def _evaluate(args):
+    import numpy as np
+
+    from .problem import STATUS_NAMES
+
+    config = configuration.load(args.config)
+    problem = Problem(config)
+    try:
+        with open(args.params, encoding="utf-8") as f:
+            given = json.load(f)
+    except OSError as err:
+        raise ConfigError(args.params, f"cannot read parameters: {err.strerror}") from err
+    except json.JSONDecodeError as err:
+        raise ConfigError(args.params, f"not valid JSON: {err.msg} at line {err.lineno}") from err
+    if not isinstance(given, dict):
+        raise ConfigError(args.params, "expected an object {parameter name: value}")
+    unknown = [name for name in given if name not in problem.names]
+    missing = [name for name in problem.names if name not in given]
+    if unknown:
+        raise ConfigError(f"{args.params}: {unknown[0]}", f"not a free parameter; free: {', '.join(problem.names)}")
+    if missing:
+        raise ConfigError(args.params, f"no value for {', '.join(missing)}")
+    for name, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{args.params}: {name}", f"expected a number, found {value!r}")
+    x = np.array([float(given[name]) for name in problem.names])
+    outcome = problem.evaluator()(x)
+    result = {
+        "status": STATUS_NAMES[outcome.status],
+        "error": outcome.error,
+        "score": float(problem.scores(outcome.objectives[None, :])[0]),
+        "objectives": dict(zip(problem.objectives, map(float, outcome.objectives))),
+        "features": {name: (outcome.raw or {}).get(name) for name in problem.features},
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"status: {result['status']}{' (' + outcome.error + ')' if outcome.error else ''}; "
+              f"score {result['score']:.6g}")
         for name, value in result["objectives"].items():
             print(f"  {name}: {value:.6g}")
     return 0

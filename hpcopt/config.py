@@ -43,6 +43,13 @@ class FunctionProblem:
     penalty: float = 250.0
     path: tuple = ()  # directories put in front of sys.path before importing
 
+    features = ()  # a function gives objectives only
+
+    def evaluator(self, problem, comm=None):
+        from .problem import FunctionEvaluator
+
+        return FunctionEvaluator(problem)
+
     def resolved(self):
         return {
             "function": self.function,
@@ -215,6 +222,10 @@ def _number(raw, where, key, *, minimum=None, above=None, integer=False):
 
 
 def _problem(raw, where, base_dir):
+    if isinstance(raw, dict) and ("cell" in raw or "bluepyopt" in raw):
+        from . import cell
+
+        return cell.problem(raw, where, base_dir)
     table = _table(raw, where, required=("function", "parameters", "objectives"), optional=("penalty", "path"))
     function = table["function"]
     if not isinstance(function, str) or function.count(":") != 1 or not all(function.split(":")):

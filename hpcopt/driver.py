@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from . import generators, runfile
-from .problem import OK
+from .problem import OK, TIMEOUT
 
 log = logging.getLogger("hpcopt")
 
@@ -29,6 +29,7 @@ def start(path, config, problem, versions):
     attrs = {
         "parameter_names": list(problem.names),
         "objective_names": list(problem.objectives),
+        "feature_names": list(problem.features),
         "config": json.dumps(config.resolved()),
         **versions,
     }
@@ -124,12 +125,14 @@ class Loop:
         self.failures += failed
         if failed:
             first = next(o for o in outcomes if o.status != OK)
-            log.warning("generation %d: %d of %d evaluations failed; first: %s",
-                        self.generation, failed, len(X), first.error)
+            timeouts = int(np.count_nonzero(status == TIMEOUT))
+            log.warning("generation %d: %d of %d evaluations failed (%d timed out); first: %s",
+                        self.generation, failed, len(X), timeouts, first.error)
         record = runfile.Generation(
             index=self.generation, parameters=X, objectives=F, scores=self.problem.scores(F),
             eval_seconds=np.array(seconds), ranks=np.array(ranks), status=status,
             errors=[o.error for o in outcomes], start_time=start, end_time=time.time(),
+            features=np.array([o.features for o in outcomes], dtype=float) if self.problem.features else None,
         )
         i = int(np.argmin(record.scores))
         if self.best is None or record.scores[i] < self.best[0]:

@@ -31,6 +31,8 @@ class Outcome:
     objectives: np.ndarray
     status: int = OK
     error: str = ""
+    features: np.ndarray = None  # (k,) mean of each feature's values, NaN where missing
+    raw: dict = None  # {feature: list of values or None}, for `hpcopt evaluate`
 
 
 class Problem:
@@ -49,6 +51,7 @@ class Problem:
         self.objectives = tuple(config.problem.objectives)
         self.weights = np.array(config.weights)
         self.penalty = config.problem.penalty
+        self.features = tuple(config.problem.features)  # (k,) feature names (cell models)
 
     @property
     def dimension(self):
@@ -63,11 +66,16 @@ class Problem:
         return np.asarray(F) @ self.weights
 
     def penalised(self, error, status=FAILED):
-        return Outcome(np.full(len(self.objectives), self.penalty), status, error)
+        return Outcome(np.full(len(self.objectives), self.penalty), status, error,
+                       np.full(len(self.features), np.nan))
 
-    def evaluator(self):
-        """A callable (d,) physical values -> Outcome, built once per rank."""
-        return FunctionEvaluator(self)
+    def evaluator(self, comm=None):
+        """A callable (d,) physical values -> Outcome, built once per rank.
+
+        comm: the MPI communicator the ranks evaluate on (None: no MPI), for
+        simulators that must agree with it (NEURON).
+        """
+        return self.config.problem.evaluator(self, comm)
 
 
 def import_callable(spec, path=(), where="problem.function"):
@@ -115,7 +123,7 @@ class FunctionEvaluator:
             objectives = self._objectives(result)
         except ValueError as err:
             return problem.penalised(str(err))
-        return Outcome(objectives)
+        return Outcome(objectives, features=np.zeros(0))
 
     def _objectives(self, result):
         names = self.problem.objectives

@@ -28,7 +28,8 @@ class Generation:
     parameters: (n, d) physical values; objectives: (n, m); scores: (n,)
     weighted sums; eval_seconds: (n,) wall time of each evaluation; ranks: (n,)
     which rank evaluated it; status: (n,) 0 ok, 1 failed, 2 timeout; errors: (n,)
-    why it failed ("" when ok); start_time, end_time: UNIX seconds of ask and tell.
+    why it failed ("" when ok); start_time, end_time: UNIX seconds of ask and tell;
+    features: (n, k) feature values for cell models (None for function problems).
     """
 
     index: int
@@ -41,6 +42,7 @@ class Generation:
     errors: list
     start_time: float
     end_time: float
+    features: np.ndarray = None  # (n, k) raw feature values (mean over a feature's values), NaN where missing
 
 
 def generation_name(index):
@@ -98,6 +100,8 @@ def _write_generation(group, g):
     group["rank"] = np.asarray(g.ranks, dtype=np.int32)
     group.create_dataset("status", data=np.asarray(g.status, dtype=np.uint8), dtype=STATUS_DTYPE)
     group.create_dataset("error", data=list(g.errors), dtype=h5py.string_dtype())
+    if g.features is not None:
+        group["features"] = np.asarray(g.features, dtype=np.float64)
 
 
 def _write_state(f, state):
@@ -220,6 +224,7 @@ class RunFile:
             errors=[e.decode() for e in group["error"][()]],
             start_time=float(group.attrs["start_time"]),
             end_time=float(group.attrs["end_time"]),
+            features=group["features"][()] if "features" in group else None,
         )
 
     def state(self):

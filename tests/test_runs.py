@@ -119,7 +119,7 @@ def test_failed_evaluations_are_data(tmp_path):
     }
     path = write_config(tmp_path, problem=problem, optimizer={**IBEA, "generations": 3})
     done = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2)
-    assert "evaluations failed; first:" in done.stderr
+    assert "evaluations failed (0 timed out); first:" in done.stderr
     with h5py.File(tmp_path / "run.h5", "r") as f:
         g = f["generations/000000"]
         x0, F, status = g["parameters"][:, 0], g["objectives"][()], g["status"][()]

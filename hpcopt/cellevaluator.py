@@ -1,0 +1,51 @@
+"""Evaluation of one parameter set of a cell model: set parameters, run every
+protocol, score every feature. Built once per rank (the cell is built once).
+
+A failed simulation (CVODE or hoc error, non-finite values) or a timeout is data:
+every objective scores the penalty and the status says which (STYLE.md 5).
+"""
+
+import time
+
+from . import features as efeatures
+from . import nrn
+from .problem import FAILED, TIMEOUT, Outcome
+
+
+class CellEvaluator:
+    """(d,) physical values of the free parameters -> Outcome.
+
+    problem: problem.Problem; model: cell.CellModel; comm: the MPI communicator
+    of the run (NEURON joins it and must agree with it), or None.
+    """
+
+    def __init__(self, problem, model, comm=None):
+        nrn.neuron(comm)
+        self.problem = problem
+        self.model = model
+        self.cell = nrn.Cell(model)
+        self.scorer = efeatures.Scorer(model.features, model.penalty, model.trace_check)
+        self.frozen = {p.name: p.value for p in model.parameters if p.name not in problem.names}
+
+    def __call__(self, x):
+        values = dict(self.frozen)
+        values.update(zip(self.problem.names, map(float, x)))
+        try:
+            traces = self.simulate(values)
+        except nrn.SimulationTimeout as err:
+            return self.problem.penalised(str(err), TIMEOUT)
+        except nrn.SimulationError as err:
+            return self.problem.penalised(str(err), FAILED)
+        scores, means, raw = self.scorer(traces)
+        return Outcome(scores, features=means, raw=raw)
+
+    def simulate(self, values):
+        """{(protocol, recording): (t, v)} of every protocol for parameter ``values``."""
+        deadline = time.perf_counter() + self.model.simulation.wall_limit
+        self.cell.set_parameters(values)
+        traces = {}
+        for protocol in self.model.protocols:
+            for recording, trace in self.cell.run(protocol, self.model.simulation, deadline).items():
+                traces[(protocol.name, recording)] = trace
+        return traces
+

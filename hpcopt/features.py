@@ -1,0 +1,84 @@
+"""eFEL: the only module that imports efel.
+
+All features of one trace are extracted by one eFEL call (with 'trace_check'
+when asked), with eFEL's settings reset and set explicitly before it. The score
+of a feature is eFEL's distance, computed as ``efel.get_distance`` computes it:
+the mean over the feature's values of |value - mean| / std, or the penalty when
+the feature is missing, the trace check fails or the result is NaN.
+"""
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+
+def version():
+    import efel
+
+    return efel.__version__
+
+
+class Scorer:
+    """Scores traces against the features of a CellModel.
+
+    features: tuple of cell.Feature (objective order); penalty: the error score;
+    trace_check: fail a trace's features when it has spikes outside the stimulus
+    window (eFEL's trace_check, as BluePyOpt does).
+    """
+
+    def __init__(self, features, penalty, trace_check=True):
+        import efel
+
+        self.efel = efel
+        self.features = features
+        self.penalty = penalty
+        self.trace_check = trace_check
+        groups = defaultdict(list)
+        for i, f in enumerate(features):
+            groups[(f.protocol, f.recording, f.stim_start, f.stim_end, f.threshold, f.settings)].append(i)
+        self.groups = list(groups.items())
+
+    def __call__(self, traces):
+        """traces: {(protocol, recording): (t, v)}.
+
+        Returns (scores (m,), means (m,) with NaN where missing, raw {name: list or None}).
+        """
+        efel = self.efel
+        m = len(self.features)
+        scores, means, raw = np.full(m, float(self.penalty)), np.full(m, np.nan), {}
+        for (protocol, recording, start, end, threshold, settings), indices in self.groups:
+            t, v = traces[(protocol, recording)]
+            efel.reset()
+            efel.set_setting("Threshold", threshold)
+            for key, value in settings:
+                efel.set_setting(key, value)
+            trace = {"T": t, "V": v, "stim_start": [start], "stim_end": [end]}
+            names = list(dict.fromkeys(self.features[i].efel_name for i in indices))
+            if self.trace_check:
+                names.append("trace_check")
+            values = efel.get_feature_values([trace], names, raise_warnings=False)[0]
+            checked = not self.trace_check or values["trace_check"] is not None
+            for i in indices:
+                f = self.features[i]
+                found = values[f.efel_name]
+                raw[f.name] = None if found is None else [float(x) for x in np.ravel(found)]
+                if found is not None and len(found):
+                    means[i] = float(np.mean(found))
+                if checked:
+                    scores[i] = distance(found, f.mean, f.std, self.penalty)
+        return scores, means, raw
+
+    def reset(self):
+        self.efel.reset()
+
+
+def distance(values, mean, std, penalty):
+    """eFEL's distance of the feature values from mean in units of std (its own order of sums)."""
+    if values is None or len(values) < 1:
+        return float(penalty)
+    total = 0.0
+    for value in values:
+        total += abs(value - mean)
+    total = total / std / len(values)
+    return float(penalty) if math.isnan(total) else float(total)
