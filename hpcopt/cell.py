@@ -140,7 +140,7 @@ class CellModel:
     mod_dir: str = ""
     simulation: Simulation = field(default_factory=Simulation)
     penalty: float = 250.0
-    trace_check: bool = True
+    trace_check: bool = False  # as BluePyOpt: spikes outside the stimulus window are not penalised
 
     @property
     def objectives(self):
@@ -188,7 +188,7 @@ def parse(raw, where, base_dir, wheres=None):
     features = _features(table["features"], part("features"), protocols)
     simulation = _simulation(table.get("simulation", {}), where / "simulation")
     penalty = _number(table, where, "penalty", above=0) if "penalty" in table else 250.0
-    trace_check = table.get("trace_check", True)
+    trace_check = table.get("trace_check", False)
     if not isinstance(trace_check, bool):
         raise where.error("trace_check", f"expected true or false, found {_show(trace_check)}")
     lists = {name for name, _ in mechanisms} | {p.sectionlist for p in parameters if p.sectionlist}
@@ -345,8 +345,7 @@ def _parameters(raw, where):
             raise w.error("type", f"expected global, section or range, found {_show(kind)}")
         if not isinstance(name, str) or not name:
             raise w.error("param_name", f"expected a name, found {_show(name)}")
-        attribute = t.get("attribute") or (f"{t['mech_param']}_{t['mech']}" if "mech" in t and "mech_param" in t
-                                           else name)
+        attribute = t.get("attribute", name)  # BluePyOpt sets param_name; mech and mech_param are descriptive
         sectionlist, distribution = "", ""
         if kind != "global":
             sectionlist = t.get("sectionlist")

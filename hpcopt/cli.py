@@ -11,6 +11,7 @@ Exit status: 0 done, 2 bad input (one line on stderr, nothing written),
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -285,7 +286,8 @@ def _evaluate(args):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{args.params}: {name}", f"expected a number, found {value!r}")
     x = np.array([float(given[name]) for name in problem.names])
-    outcome = problem.evaluator()(x)
+    with _stdout_to_stderr():  # NEURON's C code prints (CVODE errors) must not mix into the JSON
+        outcome = problem.evaluator()(x)
     result = {
         "status": STATUS_NAMES[outcome.status],
         "error": outcome.error,
@@ -301,6 +303,19 @@ def _evaluate(args):
         for name, value in result["objectives"].items():
             print(f"  {name}: {value:.6g}")
     return 0
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _validate(args):

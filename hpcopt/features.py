@@ -1,7 +1,7 @@
 """eFEL: the only module that imports efel.
 
 All features of one trace are extracted by one eFEL call (with 'trace_check'
-when asked), with eFEL's settings reset and set explicitly before it. The score
+when asked for), with eFEL's settings reset and set explicitly before it. The score
 of a feature is eFEL's distance, computed as ``efel.get_distance`` computes it:
 the mean over the feature's values of |value - mean| / std, or the penalty when
 the feature is missing, the trace check fails or the result is NaN.
@@ -24,10 +24,10 @@ class Scorer:
 
     features: tuple of cell.Feature (objective order); penalty: the error score;
     trace_check: fail a trace's features when it has spikes outside the stimulus
-    window (eFEL's trace_check, as BluePyOpt does).
+    window (eFEL's trace_check; BluePyOpt does not ask for it).
     """
 
-    def __init__(self, features, penalty, trace_check=True):
+    def __init__(self, features, penalty, trace_check=False):
         import efel
 
         self.efel = efel

@@ -216,6 +216,16 @@ class Cell:
         self._insert(model.mechanisms)
         self._setters = [self._setter(p) for p in model.parameters]
         self._locations = {}
+        for protocol in model.protocols:  # every location resolves now, or the config is wrong
+            for place in [s.location for s in protocol.stimuli] + [r.location for r in protocol.recordings]:
+                try:
+                    self.location(place)
+                except SetupError as err:
+                    raise SetupError(f"protocols.{protocol.name}: {err}") from None
+            for s in protocol.stimuli:
+                if s.kind == "synapse" and not hasattr(h, dict(s.synapse)["mechanism"]):
+                    raise SetupError(f"protocols.{protocol.name}: no point process "
+                                     f"{dict(s.synapse)['mechanism']!r}")
 
     # -- morphology
 
@@ -347,13 +357,18 @@ class Cell:
             return self.soma, 0.5
         h = self.h
         h.distance(0, 0.5, sec=self.soma)
-        for sec in self.lists[location.sectionlist]:
+        found = None
+        for sec in self.lists[location.sectionlist]:  # as BluePyOpt: the last match wins
             start, end = h.distance(1, 0.0, sec=sec), h.distance(1, 1.0, sec=sec)
             low, high = min(start, end), max(start, end)
             if low <= location.distance <= high:
-                return sec, (location.distance - low) / (high - low)
-        raise SetupError(f"no point of section list {location.sectionlist!r} is {location.distance} um "
-                         "from the soma")
+                x = (location.distance - low) / (high - low)
+                if sec(x).diam > 0:
+                    found = sec, x
+        if found is None:
+            raise SetupError(f"no point of section list {location.sectionlist!r} is {location.distance} um "
+                             "from the soma")
+        return found
 
     def run(self, protocol, simulation, deadline):
         """Simulate ``protocol``; returns {recording name: (t, values)} numpy arrays.

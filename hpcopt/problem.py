@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, HpcoptError
 
 OK, FAILED, TIMEOUT = 0, 1, 2
 STATUS_NAMES = {OK: "ok", FAILED: "failed", TIMEOUT: "timeout"}
@@ -75,7 +75,12 @@ class Problem:
         comm: the MPI communicator the ranks evaluate on (None: no MPI), for
         simulators that must agree with it (NEURON).
         """
-        return self.config.problem.evaluator(self, comm)
+        try:
+            return self.config.problem.evaluator(self, comm)
+        except HpcoptError as err:  # set-up problems (NEURON, mechanisms) name the config
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(self.config.source, str(err)) from err
 
 
 def import_callable(spec, path=(), where="problem.function"):

@@ -1,0 +1,174 @@
+"""Cell models: evaluation without leaks, failures as data, and bad input caught
+before anything simulates. Each cell lives in its own process (hpcopt builds one
+cell per process), so these tests go through subprocesses."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import HERE, hpcopt, write_config
+
+CELL = {
+    "morphology": {"sections": [
+        {"name": "soma", "sectionlist": "somatic", "length": 20, "diameter": 20},
+        {"name": "dend", "sectionlist": "basal", "parent": "soma", "length": 300, "diameter": 2},
+        {"name": "axon", "sectionlist": "axonal", "parent": "soma", "length": 100, "diameter": 1},
+    ]},
+    "mechanisms": {"all": ["pas"], "somatic": ["hh"], "axonal": ["hh"]},
+    "parameters": [
+        {"param_name": "celsius", "type": "global", "value": 6.3},
+        {"param_name": "v_init", "type": "global", "value": -65},
+        {"param_name": "e_pas", "type": "range", "sectionlist": "all", "value": -65},
+        {"param_name": "g_pas", "type": "range", "sectionlist": "basal", "bounds": [1e-5, 1e-3]},
+        {"param_name": "gnabar_hh", "type": "range", "sectionlist": "somatic", "bounds": [0.05, 0.5]},
+        {"param_name": "gkbar_hh", "type": "range", "sectionlist": "somatic", "bounds": [0.01, 0.1]},
+        {"param_name": "gnabar_hh", "type": "range", "sectionlist": "axonal", "dist_type": "exp",
+         "dist": "{value} * math.exp({distance} / 200)", "bounds": [0.05, 0.5]},
+    ],
+    "protocols": {
+        "step": {"stimuli": [{"delay": 20, "amp": 0.3, "duration": 100, "totduration": 150}],
+                 "extra_recordings": [{"type": "somadistance", "name": "dend1", "somadistance": 150,
+                                       "seclist_name": "basal", "var": "v"}]},
+        "ramp": {"stimuli": [{"type": "ramp", "delay": 20, "duration": 100, "amp": 0.0, "amp_end": 3.0,
+                              "totduration": 150}]},
+        "synaptic": {"stimuli": [{"type": "synapse", "start": 20, "interval": 10, "number": 8, "weight": 0.05,
+                                  "synapse": {"mechanism": "ExpSyn", "tau": 2, "e": 0}}],
+                     "tstop": 150, "stim_start": 20, "stim_end": 100},
+    },
+    "features": {
+        "step": {"soma": {"Spikecount": [8, 2], "AP_amplitude": [80, 5], "voltage_base": [-65, 1]},
+                 "dend1": {"maximum_voltage": [-20, 10]}},
+        "ramp": {"soma": {"time_to_first_spike": [40, 10], "Spikecount": [5, 2]}},
+        "synaptic": {"soma": {"Spikecount": [8, 2], "mean_frequency": [100, 20]}},
+    },
+}
+PARAMS = {"g_pas.basal": 1e-4, "gnabar_hh.somatic": 0.12, "gkbar_hh.somatic": 0.036,
+          "gnabar_hh.axonal": 0.12}
+OPTIMIZER = {"algorithm": "cmaes", "population": 6, "generations": 2, "seed": 4}
+
+
+def config(tmp_path, cell=CELL, name="cell.json"):
+    return write_config(tmp_path, name, problem={"cell": cell}, optimizer=OPTIMIZER)
+
+
+def params(tmp_path, name, **values):
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({**PARAMS, **values}))
+    return path
+
+
+def evaluate(path, p):
+    return json.loads(hpcopt("evaluate", path, "--params", p, "--json").stdout)
+
+
+def sequence(path, *ps):
+    done = subprocess.run([sys.executable, os.path.join(HERE, "cell_sequence.py"), str(path), *map(str, ps)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])  # NEURON may print CVODE errors before it
+
+
+def test_evaluate_prints_scores_and_raw_features(tmp_path):
+    result = evaluate(config(tmp_path), params(tmp_path, "a"))
+    assert result["status"] == "ok"
+    assert list(result["objectives"]) == [
+        "step.soma.Spikecount", "step.soma.AP_amplitude", "step.soma.voltage_base", "step.dend1.maximum_voltage",
+        "ramp.soma.time_to_first_spike", "ramp.soma.Spikecount", "synaptic.soma.Spikecount",
+        "synaptic.soma.mean_frequency"]
+    spikes = result["features"]["step.soma.Spikecount"][0]
+    assert spikes > 0 and result["objectives"]["step.soma.Spikecount"] == pytest.approx(abs(spikes - 8) / 2)
+    heights = result["features"]["step.soma.AP_amplitude"]
+    assert len(heights) == spikes
+    expected = sum(abs(h - 80) for h in heights) / 5 / len(heights)
+    assert result["objectives"]["step.soma.AP_amplitude"] == pytest.approx(expected, rel=1e-12)
+    # the dendrite sees the back-propagated spikes, the synapse drives spikes too
+    assert result["features"]["step.dend1.maximum_voltage"][0] > -20
+    assert result["features"]["synaptic.soma.Spikecount"][0] > 0
+    assert result["features"]["ramp.soma.time_to_first_spike"][0] > 0
+
+
+def test_no_leak_between_evaluations(tmp_path):
+    """a, b, c then c, b, a in one process, and each in a fresh process: identical."""
+    path = config(tmp_path)
+    a = params(tmp_path, "a")
+    b = params(tmp_path, "b", **{"gnabar_hh.somatic": 0.3, "g_pas.basal": 5e-4})
+    c = params(tmp_path, "c", **{"gkbar_hh.somatic": 0.08, "gnabar_hh.axonal": 0.4})
+    forward = sequence(path, a, b, c)
+    backward = sequence(path, c, b, a)
+    assert forward == backward[::-1]
+    for p, result in zip((a, b, c), forward):
+        fresh = evaluate(path, p)
+        assert list(fresh["objectives"].values()) == result["objectives"]
+    assert len({json.dumps(r["objectives"]) for r in forward}) == 3  # the three really differ
+
+
+def test_failed_and_timed_out_simulations_are_data(tmp_path):
+    path = config(tmp_path)
+    broken = params(tmp_path, "broken", **{"g_pas.basal": -1.0})  # CVODE cannot integrate this
+    fine = params(tmp_path, "fine")
+    results = sequence(path, broken, fine)
+    assert results[0]["status"] == 1 and set(results[0]["objectives"]) == {250.0}
+    assert "NEURON" in results[0]["error"] or "non-finite" in results[0]["error"]
+    assert results[1] == sequence(path, fine)[0]  # the cell is fine afterwards
+
+    slow = copy.deepcopy(CELL)
+    slow["simulation"] = {"max_steps": 50}
+    results = sequence(config(tmp_path, slow, "slow.json"), fine)
+    assert results[0]["status"] == 2 and "more than 50 integration steps" in results[0]["error"]
+
+
+def test_run_under_mpi_stores_features_and_status(tmp_path):
+    path = config(tmp_path)
+    hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=3)
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        names = list(f.attrs["feature_names"])
+        assert names == list(f.attrs["objective_names"])
+        g = f["generations/000001"]
+        assert g["features"].shape == (6, len(names))
+        assert set(g["rank"][()]) == {0, 1, 2}
+        assert f.attrs["neuron_version"] and f.attrs["efel_version"]
+
+
+def _edit(path, value):
+    def apply(cell):
+        node = cell
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        return cell
+    return apply
+
+
+BAD = [
+    (_edit(["morphology"], {"file": "missing.swc"}), "problem.cell.morphology.file: morphology file not found"),
+    (_edit(["mod_dir"], "nomods"), "problem.cell.mod_dir: no such directory"),
+    (_edit(["mechanisms", "somatic"], ["hh", "nosuchmech"]), "mechanisms.somatic: no mechanism 'nosuchmech'"),
+    (_edit(["mechanisms", "apical"], ["pas"]), "no section in section list 'apical'"),
+    (_edit(["parameters", 3, "sectionlist"], "apical"), "no section in section list 'apical'"),
+    (_edit(["features", "step", "soma", "NotAFeature"], [1, 1]),
+     "problem.cell.features.step.soma.NotAFeature: unknown eFEL feature"),
+    (_edit(["features", "step", "soma", "Spikecount"], [8, 0]),
+     "problem.cell.features.step.soma.Spikecount.std: must be > 0"),
+    (_edit(["parameters", 6, "dist"], "{value} * math.exq({distance})"),
+     "problem.cell.parameters.6.dist: expression '{value} * math.exq({distance})' does not evaluate"),
+    (_edit(["parameters", 3, "param_name"], "g_nosuch"), "g_nosuch.basal: dend has no 'g_nosuch'"),
+    (_edit(["features", "step", "nowhere"], {"Spikecount": [1, 1]}), "step.nowhere: no such recording"),
+]
+
+
+@pytest.mark.parametrize("edit, message", BAD, ids=[b[1][:40] for b in BAD])
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_bad_cell_config_is_one_line_before_any_simulation(tmp_path, edit, message, command):
+    path = config(tmp_path, edit(copy.deepcopy(CELL)))
+    before = sorted(os.listdir(tmp_path))
+    done = hpcopt(command, path, cwd=tmp_path, check=False, ranks=2 if command == "run" else None)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert lines[0].startswith(f"hpcopt: error: {path}") or lines[0].startswith(f"hpcopt: error: {tmp_path}")
+    assert sorted(os.listdir(tmp_path)) == before
