@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import HERE, hpcopt, write_config
 
 pytest.importorskip("bluepyopt")

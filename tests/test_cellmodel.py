@@ -9,9 +9,7 @@ import subprocess
 import sys
 
 import h5py
-import numpy as np
 import pytest
-
 from conftest import HERE, hpcopt, write_config
 
 CELL = {
