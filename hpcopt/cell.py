@@ -667,6 +667,13 @@ class CellProblem:
     def resolved(self):
         return {"cell": resolved(self.model)}
 
+    def prepare(self):
+        """Compile the model's own mechanisms (rank 0, before the others load them)."""
+        if self.model.mod_dir:
+            from . import nrn
+
+            nrn.compiled_mechanisms(self.model.mod_dir)
+
     def evaluator(self, problem, comm=None):
         from .cellevaluator import CellEvaluator
 

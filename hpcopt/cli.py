@@ -136,36 +136,60 @@ def _prepare(args, comm):
     Returns (run file path, Config, Problem, evaluate callable) on every rank,
     or None on every rank after rank 0 printed the first error.
     """
+    rank = comm.Get_rank()
+
+    def read():
+        return _source(args) if rank == 0 else None
+
+    source = _together(comm, read, root_only=True)
+    if source is None:
+        return None
+    path, raw, name, base = source
+
+    def parse():
+        config = configuration.parse(raw, source=name, base_dir=base)
+        if args.command == "resume" and args.generations is not None:
+            config = config.with_generations(args.generations)
+        return config, Problem(config)
+
+    parsed = _together(comm, parse)
+    if parsed is None:
+        return None
+    config, problem = parsed
+    # rank 0 compiles the model's mechanisms (once), then every rank loads them
+    if _together(comm, lambda: problem.prepare() if rank == 0 else True, root_only=True) is None:
+        return None
+    evaluate = _together(comm, lambda: problem.evaluator(comm))
+    if evaluate is None:
+        return None
+    return path, config, problem, evaluate
+
+
+def _together(comm, step, root_only=False):
+    """Run ``step`` on every rank; the result, or None on every rank if any rank
+    failed with an HpcoptError (rank 0 prints the first one).
+
+    root_only: only rank 0's result matters; it is broadcast to the others.
+    """
     from . import parallel
 
-    rank = comm.Get_rank()
-    source = None
-    if rank == 0:
-        try:
-            source = _source(args)
-        except HpcoptError as err:
-            source = str(err)
-    source = comm.bcast(source, root=0)
-    error = source if isinstance(source, str) else None
-    prepared = None
-    if error is None:
-        path, raw, name, base = source
-        try:
-            config = configuration.parse(raw, source=name, base_dir=base)
-            if args.command == "resume" and args.generations is not None:
-                config = config.with_generations(args.generations)
-            problem = Problem(config)
-            prepared = path, config, problem, problem.evaluator()
-        except HpcoptError as err:
-            error = str(err)
-    errors = parallel.gather_errors(comm, error)
+    result, error = None, None
+    try:
+        result = step()
+    except HpcoptError as err:
+        error = str(err)
+    if root_only:
+        result, error = comm.bcast((result, error), root=0)
+        errors = [error]
+    else:
+        errors = parallel.gather_errors(comm, error)
     failed = [(r, e) for r, e in enumerate(errors) if e is not None]
     if failed:
-        if rank == 0:
+        if comm.Get_rank() == 0:
             r, message = failed[0]
             print(f"hpcopt: error: {message}" + (f" (on rank {r})" if r else ""), file=sys.stderr)
         return None
-    return prepared
+    return result
 
 
 def _source(args):
@@ -321,7 +345,8 @@ def _stdout_to_stderr():
 def _validate(args):
     config = configuration.load(args.config)
     problem = Problem(config)
-    problem.evaluator()  # imports the function, as every rank will
+    problem.prepare()
+    problem.evaluator()  # imports the function or builds the cell, as every rank will
     o = config.optimizer
     print(
         f"{args.config}: valid: {o.algorithm}, {problem.dimension} free parameters, "

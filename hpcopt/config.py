@@ -45,6 +45,9 @@ class FunctionProblem:
 
     features = ()  # a function gives objectives only
 
+    def prepare(self):
+        pass
+
     def evaluator(self, problem, comm=None):
         from .problem import FunctionEvaluator
 

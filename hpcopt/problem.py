@@ -69,15 +69,25 @@ class Problem:
         return Outcome(np.full(len(self.objectives), self.penalty), status, error,
                        np.full(len(self.features), np.nan))
 
+    def prepare(self):
+        """Once per run, before any rank builds its evaluator (compiles a cell's
+        mechanisms); True when done."""
+        self._naming_the_config(self.config.problem.prepare)
+        return True
+
     def evaluator(self, comm=None):
         """A callable (d,) physical values -> Outcome, built once per rank.
 
         comm: the MPI communicator the ranks evaluate on (None: no MPI), for
         simulators that must agree with it (NEURON).
         """
+        return self._naming_the_config(self.config.problem.evaluator, self, comm)
+
+    def _naming_the_config(self, step, *args):
+        """step(*args); a set-up error (NEURON, mechanisms) becomes a ConfigError naming the config."""
         try:
-            return self.config.problem.evaluator(self, comm)
-        except HpcoptError as err:  # set-up problems (NEURON, mechanisms) name the config
+            return step(*args)
+        except HpcoptError as err:
             if isinstance(err, ConfigError):
                 raise
             raise ConfigError(self.config.source, str(err)) from err

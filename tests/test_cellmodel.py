@@ -170,3 +170,18 @@ def test_bad_cell_config_is_one_line_before_any_simulation(tmp_path, edit, messa
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert lines[0].startswith(f"hpcopt: error: {path}") or lines[0].startswith(f"hpcopt: error: {tmp_path}")
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_mechanisms_compile_once_when_many_start_together(tmp_path):
+    """Five processes compile the same .mod at the same moment into an empty cache:
+    all succeed and agree on one build directory."""
+    script = ("import sys; from hpcopt import nrn; "
+              "print(nrn.compiled_mechanisms(sys.argv[1], cache=sys.argv[2]))")
+    mod_dir = os.path.join(HERE, "data", "l5pc_like", "mechanisms")
+    jobs = [subprocess.Popen([sys.executable, "-c", script, mod_dir, str(tmp_path / "cache")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(5)]
+    outputs = [job.communicate(timeout=300) for job in jobs]
+    assert all(job.returncode == 0 for job in jobs), outputs
+    directories = {out.strip().splitlines()[-1] for out, _ in outputs}
+    assert len(directories) == 1
+    assert os.listdir(tmp_path / "cache") == [os.path.basename(directories.pop())]  # no build left behind
