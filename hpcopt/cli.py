@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from importlib import metadata
 
@@ -82,15 +83,19 @@ def _parser():
 
 
 class _Interrupt:
-    """Signal handler that only sets a flag; the loop acts on it (STYLE.md 6)."""
+    """A flag that signal handlers set; the loop acts on it at a safe point (STYLE.md 6).
+
+    Calling it tells whether a signal came; ``time`` says when.
+    """
 
     def __init__(self):
-        self.signal = None
+        self.signal, self.time = None, None
 
-    def __call__(self, signum, frame):
-        self.signal = signum
+    def handle(self, signum, frame):
+        if self.signal is None:
+            self.signal, self.time = signum, time.time()
 
-    def __bool__(self):
+    def __call__(self):
         return self.signal is not None
 
 
@@ -102,7 +107,7 @@ def _run(args):
     _logging(rank, args.quiet)
     interrupt = _Interrupt()
     for signum in (signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(signum, interrupt)
+        signal.signal(signum, interrupt.handle)
     try:
         prepared = _prepare(args, comm)
         if prepared is None:
@@ -112,15 +117,16 @@ def _run(args):
             parallel.serve(comm, evaluate)
             return 0
         evaluator = parallel.Evaluator(comm, evaluate)
-        try:
-            from . import driver
+        from . import driver
 
-            if args.command == "run":
-                driver.start(path, config, problem, _versions(parallel, problem))
-            loop = driver.Loop(path, config, problem, evaluator, interrupted=lambda: bool(interrupt))
-            return loop.run()
-        finally:
-            evaluator.close()
+        if args.command == "run":
+            driver.start(path, config, problem, _versions(parallel, problem))
+        status = driver.Loop(path, config, problem, evaluator, interrupted=interrupt).run()
+        if evaluator.abandoned:  # ranks still busy with evaluations nobody waits for: end them now
+            sys.stderr.flush()
+            parallel.abort(comm, status)
+        evaluator.close()
+        return status
     except BaseException:
         # A bug, not a bad input: end every rank now rather than leave one waiting.
         if comm.Get_size() > 1:

@@ -104,13 +104,17 @@ class Optimizer:
 class Checkpoint:
     """Write the run file every ``every_generations`` generations, and also
     whenever ``every_seconds`` (0: never) have passed since the last write.
-    The last generation is always written."""
+    The last generation is always written, and so is every complete one when a
+    signal stops the job, which waits at most ``stop_within`` seconds for the
+    evaluations in flight (abandoned ones run again on resume)."""
 
     every_generations: int = 1
     every_seconds: float = 0.0
+    stop_within: float = 60.0  # on SIGTERM/SIGUSR1: seconds to wait for evaluations in flight
 
     def resolved(self):
-        return {"every_generations": self.every_generations, "every_seconds": self.every_seconds}
+        return {"every_generations": self.every_generations, "every_seconds": self.every_seconds,
+                "stop_within": self.stop_within}
 
 
 @dataclass(frozen=True)
@@ -327,8 +331,10 @@ def _weights(raw, where, objectives):
 
 
 def _checkpoint(raw, where):
-    table = _table(raw, where, optional=("every_generations", "every_seconds"))
+    table = _table(raw, where, optional=("every_generations", "every_seconds", "stop_within"))
     kwargs = {}
+    if "stop_within" in table:
+        kwargs["stop_within"] = _number(table, where, "stop_within", minimum=0)
     if "every_generations" in table:
         kwargs["every_generations"] = _number(table, where, "every_generations", minimum=1, integer=True)
     if "every_seconds" in table:

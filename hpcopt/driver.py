@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 
-from . import generators, runfile
-from .problem import OK, TIMEOUT
+from . import generators, journal, runfile
+from .journal import CRASHES_BEFORE_FAILING, Journal
+from .problem import OK, TIMEOUT, Outcome
 
 log = logging.getLogger("hpcopt")
 
@@ -35,6 +36,7 @@ def start(path, config, problem, versions):
     }
     state = _state(config, generator, next_generation=0, evaluations=0, failures=0)
     runfile.create(path, attrs, problem.lower, problem.upper, state)
+    journal.remove(path)  # a new run: nothing of an old one may be reused
     return generator
 
 
@@ -53,7 +55,12 @@ class Loop:
     """Runs generations from the state saved in the run file at ``path``.
 
     config: the run's Config (its generation budget may exceed the original);
-    problem: problem.Problem; evaluator: has ``map(X)``; interrupted: () -> bool.
+    problem: problem.Problem; evaluator: has ``map(X, todo, ...)`` (parallel.Evaluator);
+    interrupted: () -> bool, true once a signal asked the job to stop (its ``time``
+    attribute, if any, says when).
+
+    Evaluations since the last checkpoint are in the journal (journal.py): a
+    resumed run replays the generator and reuses them instead of evaluating again.
     """
 
     def __init__(self, path, config, problem, evaluator, interrupted=lambda: False):
@@ -67,9 +74,18 @@ class Loop:
         self.evaluations = state["evaluations"]
         self.failures = state["failures"]
         self.stop_reason = state["stop_reason"]
+        self.journal = Journal(path)
+        self.reused = 0
+        self.signal_time = None
 
     def run(self):
         """Run until done or interrupted; returns EXIT_DONE or EXIT_INTERRUPTED."""
+        try:
+            return self._run()
+        finally:
+            self.journal.close()
+
+    def _run(self):
         budget = self.config.optimizer.generations
         every = self.config.checkpoint
         pending, last_write = [], time.time()
@@ -84,7 +100,13 @@ class Loop:
         )
         status = EXIT_DONE
         while self.generation < budget:
+            told_state = self.generator.state()  # what a checkpoint holds if this generation is cut short
             record = self._generation()
+            if record is None:  # a signal cut the generation short
+                self._write(pending, told_state)
+                self.journal.sync()
+                status = EXIT_INTERRUPTED
+                break
             pending.append(record)
             self.generation += 1
             reasons = self.generator.stop()
@@ -105,18 +127,67 @@ class Loop:
             if self.stop_reason:
                 break
             if interrupted:
-                log.warning("interrupted: stopped after generation %d; resume with 'hpcopt resume %s'",
-                            self.generation - 1, self.path)
                 status = EXIT_INTERRUPTED
                 break
+        if status == EXIT_INTERRUPTED:
+            waited = time.time() - self._noticed()
+            log.warning("interrupted by a signal: run file complete up to generation %d, written %.1f s after "
+                        "the signal%s; continue with 'hpcopt resume %s'", self.generation - 1, waited,
+                        "; evaluations in flight were abandoned" if self.evaluator_abandoned else "", self.path)
         self._summary(session_start)
         return status
 
+    @property
+    def evaluator_abandoned(self):
+        return getattr(self.evaluator, "abandoned", False)
+
+    def _noticed(self):
+        """When the signal came (UNIX seconds), as the handler recorded it, else when
+        the loop first saw it."""
+        if self.signal_time is None:
+            self.signal_time = getattr(self.interrupted, "time", None) or time.time()
+        return self.signal_time
+
+    def _stopping(self):
+        if self.interrupted():
+            self._noticed()
+            return True
+        return False
+
     def _generation(self):
+        """Ask, evaluate (reusing the journal's results), tell: a runfile.Generation,
+        or None when a signal stopped the generation before it was complete."""
+        g = self.generation
         start = time.time()
         U = self.generator.ask()
         X = self.problem.to_physical(U)
-        outcomes, seconds, ranks = self.evaluator.map(X)
+        outcomes, seconds, ranks = [None] * len(X), np.zeros(len(X)), np.zeros(len(X), dtype=np.int32)
+        for i, entry in self.journal.results(g).items():
+            if i < len(X) and entry["x"] == [float(v) for v in X[i]]:
+                outcomes[i] = Outcome(np.array(entry["objectives"]), entry["status"], entry["error"],
+                                      None if entry["features"] is None else np.array(entry["features"]))
+                seconds[i], ranks[i] = entry["seconds"], entry["rank"]
+                self.reused += 1
+        for i, crashes in self.journal.crashes(g).items():
+            if i < len(X) and outcomes[i] is None and crashes >= CRASHES_BEFORE_FAILING:
+                outcomes[i] = self.problem.penalised(f"in flight during {crashes} crashes of the job")
+                self.journal.done(g, i, X[i], outcomes[i], 0.0, -1)
+                ranks[i] = -1
+                log.warning("generation %d, individual %d: in flight during %d crashes, recorded as failed",
+                            g, i, crashes)
+        todo = [i for i, o in enumerate(outcomes) if o is None]
+        results, abandoned = self.evaluator.map(
+            X, todo,
+            started=lambda i, rank: self.journal.started(g, i, rank),
+            done=lambda i, outcome, secs, rank: self.journal.done(g, i, X[i], outcome, secs, rank),
+            stopping=self._stopping, grace=self.config.checkpoint.stop_within,
+        )
+        for i in abandoned:
+            self.journal.abandoned(g, i)
+        for i, (outcome, secs, rank) in results.items():
+            outcomes[i], seconds[i], ranks[i] = outcome, secs, rank
+        if any(o is None for o in outcomes):
+            return None
         F = np.array([o.objectives for o in outcomes], dtype=float)
         self.generator.tell(U, F)
         status = np.array([o.status for o in outcomes], dtype=np.uint8)
@@ -127,10 +198,10 @@ class Loop:
             first = next(o for o in outcomes if o.status != OK)
             timeouts = int(np.count_nonzero(status == TIMEOUT))
             log.warning("generation %d: %d of %d evaluations failed (%d timed out); first: %s",
-                        self.generation, failed, len(X), timeouts, first.error)
+                        g, failed, len(X), timeouts, first.error)
         record = runfile.Generation(
-            index=self.generation, parameters=X, objectives=F, scores=self.problem.scores(F),
-            eval_seconds=np.array(seconds), ranks=np.array(ranks), status=status,
+            index=g, parameters=X, objectives=F, scores=self.problem.scores(F),
+            eval_seconds=seconds, ranks=ranks, status=status,
             errors=[o.error for o in outcomes], start_time=start, end_time=time.time(),
             features=np.array([o.features for o in outcomes], dtype=float) if self.problem.features else None,
         )
@@ -139,12 +210,17 @@ class Loop:
             self.best = (float(record.scores[i]), record.parameters[i])
         return record
 
-    def _write(self, pending):
+    def _write(self, pending, generator_state=None):
+        """Checkpoint: append the ``pending`` generations, save the generator's state
+        (``generator_state`` when the generator has already asked for the next one)."""
         state = _state(
             self.config, self.generator, next_generation=self.generation,
             evaluations=self.evaluations, failures=self.failures, stop_reason=self.stop_reason,
         )
+        if generator_state is not None:
+            state["generator"] = generator_state
         runfile.checkpoint(self.path, pending, state, {"config": json.dumps(self.config.resolved())})
+        self.journal.clear(keep_from=self.generation)
 
     def _progress(self, record, session_start, first_generation, budget):
         elapsed = time.perf_counter() - session_start

@@ -73,7 +73,7 @@ def serve(comm, evaluate):
 
 
 class Evaluator:
-    """Rank 0's side: ``map(X)`` evaluates the rows of X over all ranks.
+    """Rank 0's side: ``map(X, todo)`` evaluates rows of X over all ranks.
 
     comm: the communicator (any: tests pass COMM_SELF or a split one);
     evaluate: rank 0's own (d,) -> Outcome callable.
@@ -83,61 +83,91 @@ class Evaluator:
         self.comm = comm
         self.evaluate = evaluate
         self.size = comm.Get_size()
+        self.abandoned = False  # some rank still works on an evaluation nobody waits for
         if self.size > 1 and MPI.Query_thread() < MPI.THREAD_SERIALIZED:
             raise RuntimeError(
                 "the MPI library gave thread level < MPI_THREAD_SERIALIZED; "
                 "hpcopt's rank 0 needs it (set MPI4PY_RC_THREAD_LEVEL=serialized)"
             )
 
-    def map(self, X):
-        """Evaluate every row of X (n, d).
+    def map(self, X, todo=None, *, started=None, done=None, stopping=None, grace=0.0):
+        """Evaluate the rows ``todo`` (default: all) of X (n, d).
 
-        Returns (outcomes, seconds, ranks): a list of n Outcomes, and (n,) lists of
-        each evaluation's wall time and the rank that did it, all in row order.
+        started(i, rank) and done(i, outcome, seconds, rank) are called as it goes
+        (from two threads). Once ``stopping()`` is true no new evaluation starts,
+        and evaluations in flight on other ranks are waited for at most ``grace``
+        seconds, then abandoned.
+
+        Returns ({i: (Outcome, seconds, rank)} of the completed rows, [abandoned rows]).
         """
-        n = len(X)
-        outcomes, seconds, ranks = [None] * n, [0.0] * n, [0] * n
-        queue = deque(range(n))
-        lock = threading.Lock()
+        queue = deque(range(len(X)) if todo is None else todo)
+        stopping = stopping or (lambda: False)
+        started = started or (lambda i, rank: None)
+        done = done or (lambda i, outcome, seconds, rank: None)
+        results, lock = {}, threading.Lock()
 
-        def take():
+        def take(rank):
             with lock:
-                return queue.popleft() if queue else None
+                if not queue or stopping():
+                    return None
+                i = queue.popleft()
+            started(i, rank)
+            return i
 
-        failure = []
+        def finish(i, outcome, seconds, rank):
+            results[i] = (outcome, seconds, rank)
+            done(i, outcome, seconds, rank)
+
+        failure, abandoned = [], []
         dispatcher = None
         if self.size > 1:
             dispatcher = threading.Thread(
-                target=self._dispatch, args=(X, take, outcomes, seconds, ranks, failure), daemon=True
+                target=self._dispatch, args=(X, take, finish, stopping, grace, failure, abandoned), daemon=True
             )
             dispatcher.start()
-        while (i := take()) is not None:
+        while (i := take(0)) is not None:
             start = time.perf_counter()
-            outcomes[i] = self.evaluate(X[i])
-            seconds[i] = time.perf_counter() - start
+            outcome = self.evaluate(X[i])
+            finish(i, outcome, time.perf_counter() - start, 0)
         if dispatcher is not None:
             dispatcher.join()
             if failure:
                 raise failure[0]
-        return outcomes, seconds, ranks
+        self.abandoned = self.abandoned or bool(abandoned)
+        return results, abandoned
 
-    def _dispatch(self, X, take, outcomes, seconds, ranks, failure):
+    def _dispatch(self, X, take, finish, stopping, grace, failure, abandoned):
         try:
-            busy = 0
+            busy = {}  # rank -> row it evaluates
             for rank in range(1, self.size):
-                i = take()
+                i = take(rank)
                 if i is None:
                     break
                 self.comm.send((i, X[i]), dest=rank, tag=TASK)
-                busy += 1
+                busy[rank] = i
+            stop_noticed = None
+            status = MPI.Status()
+            delay = 1e-5
             while busy:
-                (i, outcome, elapsed), rank, _ = _wait_message(self.comm, MPI.ANY_SOURCE, RESULT)
-                outcomes[i], seconds[i], ranks[i] = outcome, elapsed, rank
-                busy -= 1
-                nxt = take()
+                message = self.comm.improbe(source=MPI.ANY_SOURCE, tag=RESULT, status=status)
+                if message is None:
+                    if stopping():
+                        stop_noticed = stop_noticed or time.perf_counter()
+                        if time.perf_counter() - stop_noticed >= grace:
+                            abandoned.extend(busy.values())
+                            return
+                    time.sleep(delay)
+                    delay = min(2 * delay, MAX_SLEEP)
+                    continue
+                delay = 1e-5
+                rank = status.Get_source()
+                i, outcome, elapsed = message.recv()
+                del busy[rank]
+                finish(i, outcome, elapsed, rank)
+                nxt = take(rank)
                 if nxt is not None:
                     self.comm.send((nxt, X[nxt]), dest=rank, tag=TASK)
-                    busy += 1
+                    busy[rank] = nxt
         except BaseException as err:  # re-raised in the main thread
             failure.append(err)
 

@@ -25,7 +25,7 @@ def test_defaults_are_resolved():
     assert resolved["optimizer"]["kappa"] == 0.05
     assert resolved["optimizer"]["weights"] == [1.0, 1.0]
     assert resolved["problem"]["penalty"] == 250.0
-    assert resolved["checkpoint"] == {"every_generations": 1, "every_seconds": 0.0}
+    assert resolved["checkpoint"] == {"every_generations": 1, "every_seconds": 0.0, "stop_within": 60.0}
     # the resolved config parses back to the same config
     assert config.parse(json.loads(json.dumps(resolved))).resolved() == resolved
 

@@ -13,6 +13,15 @@ from hpcopt.errors import RunFileError
 OPTIMIZER = {"algorithm": "ibea", "population": 6, "generations": 4, "seed": 2}
 
 
+def serial(problem):
+    """The real evaluator on one process (COMM_SELF)."""
+    from mpi4py import MPI
+
+    from hpcopt.parallel import Evaluator
+
+    return Evaluator(MPI.COMM_SELF, problem.evaluator())
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("layout")
@@ -80,14 +89,7 @@ def test_checkpoint_cadence(tmp_path, monkeypatch, every, generations, writes):
     problem = Problem(c)
     path = str(tmp_path / "run.h5")
     driver.start(path, c, problem, {})
-
-    class Serial:
-        evaluate = problem.evaluator()
-
-        def map(self, X):
-            return [self.evaluate(x) for x in X], [0.0] * len(X), [0] * len(X)
-
-    assert driver.Loop(path, c, problem, Serial()).run() == driver.EXIT_DONE
+    assert driver.Loop(path, c, problem, serial(problem)).run() == driver.EXIT_DONE
     assert seen == writes
     with runfile.RunFile(path) as r:
         assert len(r) == generations
@@ -105,16 +107,11 @@ def test_interrupt_writes_a_complete_checkpoint(tmp_path):
     problem = Problem(c)
     path = str(tmp_path / "run.h5")
     driver.start(path, c, problem, {})
+    evaluator = serial(problem)
     calls = []
-
-    class Serial:
-        evaluate = problem.evaluator()
-
-        def map(self, X):
-            calls.append(len(X))
-            return [self.evaluate(x) for x in X], [0.0] * len(X), [0] * len(X)
-
-    loop = driver.Loop(path, c, problem, Serial(), interrupted=lambda: len(calls) >= 3)
+    evaluate = evaluator.evaluate
+    evaluator.evaluate = lambda x: calls.append(1) or evaluate(x)
+    loop = driver.Loop(path, c, problem, evaluator, interrupted=lambda: len(calls) >= 3 * 6)
     assert loop.run() == driver.EXIT_INTERRUPTED
     with runfile.RunFile(path) as r:
         assert len(r) == 3 and r.state()["next_generation"] == 3

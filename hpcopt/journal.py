@@ -1,0 +1,127 @@
+"""The evaluation journal: what happened since the last checkpoint.
+
+Rank 0 appends one JSON line per event to ``<run file>.journal`` and flushes it
+at once (the file survives a kill -9 of the process in the page cache; fsync when
+a job stops on a signal). A checkpoint makes the journal obsolete; it is then
+emptied. On resume the journal tells:
+
+- the evaluations that completed after the last checkpoint: their results are
+  reused, bit for bit, when the replayed generator asks for the same point, so no
+  completed evaluation is repeated (not even after kill -9);
+- the individuals that were in flight when a job died: one that was in flight
+  during two crashes is recorded as failed instead of being tried a third time,
+  so one poisonous parameter set cannot crash-loop a campaign.
+
+Events: {"event": "session"}, {"event": "start", "g", "i", "rank"},
+{"event": "done", "g", "i", "x", "objectives", "features", "status", "error",
+"seconds", "rank"}, {"event": "abandoned", "g", "i"} (stopped on a signal: not a crash).
+"""
+
+import json
+import os
+import threading
+import time
+from collections import defaultdict
+
+CRASHES_BEFORE_FAILING = 2
+
+
+class Journal:
+    """The journal of the run file at ``path`` (read at open, then appended to)."""
+
+    def __init__(self, path):
+        self.path = path + ".journal"
+        self.entries = _read(self.path)
+        self._lock = threading.Lock()
+        self._file = open(self.path, "a", encoding="utf-8")
+        self.write({"event": "session", "time": time.time(), "pid": os.getpid()})
+
+    def write(self, entry):
+        line = json.dumps(entry) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+
+    def started(self, generation, index, rank):
+        self.write({"event": "start", "g": generation, "i": index, "rank": rank})
+
+    def done(self, generation, index, x, outcome, seconds, rank):
+        self.write({
+            "event": "done", "g": generation, "i": index, "x": [float(v) for v in x],
+            "objectives": [float(v) for v in outcome.objectives],
+            "features": [float(v) for v in outcome.features] if outcome.features is not None else None,
+            "status": int(outcome.status), "error": outcome.error, "seconds": seconds, "rank": rank,
+        })
+
+    def abandoned(self, generation, index):
+        self.write({"event": "abandoned", "g": generation, "i": index})
+
+    def sync(self):
+        with self._lock:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def clear(self, keep_from):
+        """After a checkpoint up to generation ``keep_from``: drop what it made obsolete.
+
+        Entries of later generations (a generation cut short by a signal) stay; the
+        file is rewritten atomically.
+        """
+        with self._lock:
+            self._file.close()
+            kept = [e for e in _read(self.path) if e.get("g", keep_from) >= keep_from]
+            tmp = self.path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(e) + "\n" for e in kept)
+            os.replace(tmp, self.path)
+            self.entries = [e for e in self.entries if e.get("g", keep_from) >= keep_from]
+            self._file = open(self.path, "a", encoding="utf-8")
+
+    def close(self):
+        with self._lock:
+            self._file.close()
+
+    def results(self, generation):
+        """{index: done entry} of ``generation`` from earlier sessions."""
+        return {e["i"]: e for e in self.entries if e["event"] == "done" and e["g"] == generation}
+
+    def crashes(self, generation):
+        """{index: number of earlier sessions that died while it was in flight}."""
+        counts = defaultdict(int)
+        in_flight = set()
+        for e in self.entries + [{"event": "session"}]:
+            if e["event"] == "session":
+                for index in in_flight:
+                    counts[index] += 1
+                in_flight = set()
+            elif e.get("g") == generation:
+                if e["event"] == "start":
+                    in_flight.add(e["i"])
+                else:  # done or abandoned
+                    in_flight.discard(e["i"])
+        return dict(counts)
+
+
+def remove(path):
+    """Delete the journal of the run file ``path`` (a new run starts)."""
+    try:
+        os.unlink(path + ".journal")
+    except FileNotFoundError:
+        pass
+
+
+def _read(path):
+    """The journal's entries; a last line cut short by a kill is dropped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    entries = []
+    for number, line in enumerate(lines):
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number != len(lines) - 1:
+                raise
+    return entries
