@@ -18,15 +18,16 @@ def mpi_sizes():
     return [int(n) for n in given.split(",")] if given else [1, 2, 3]
 
 
-def hpcopt(*args, ranks=None, cwd=None, timeout=300, check=True):
+def hpcopt(*args, ranks=None, cwd=None, timeout=300, check=True, env=None):
     """Run ``hpcopt ARGS`` (under ``mpiexec -n ranks`` when ranks is given).
 
-    Returns the CompletedProcess; with check, fails the test on a non-zero exit.
+    env: extra environment variables. Returns the CompletedProcess; with check,
+    fails the test on a non-zero exit.
     """
     command = [sys.executable, "-m", "hpcopt", *map(str, args)]
     if ranks is not None:
         command = [os.path.join(BIN, "mpiexec"), "-n", str(ranks), *command]
-    env = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, **(env or {}), "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:
         pytest.fail(f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")

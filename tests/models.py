@@ -26,3 +26,27 @@ def dies_on_rank_1(params):
         os._exit(139)
     time.sleep(0.01)
     return {"f1": params["x0"], "f2": params["x1"]}
+
+
+def counted(params):
+    """ZDT1-like; appends x0 to the file named by HPCOPT_TEST_LOG (one line per call)
+    and sleeps ``pause`` seconds, so tests can count evaluations across jobs."""
+    with open(os.environ["HPCOPT_TEST_LOG"], "a") as f:
+        f.write(f"{params['x0']!r}\n")
+    time.sleep(params["pause"])
+    return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}
+
+
+def poisonous(params):
+    """Kills the process evaluating it (a segfault stand-in) when x0 == poison, the
+    first two times (counted in the file HPCOPT_TEST_LOG), so that clones of the
+    poisonous individual in later generations do not crash a third job."""
+    if params["x0"] == params["poison"]:
+        log = os.environ["HPCOPT_TEST_LOG"]
+        crashes = open(log).read().count("crash") if os.path.exists(log) else 0
+        if crashes < 2:
+            with open(log, "a") as f:
+                f.write("crash\n")
+            os._exit(139)
+    time.sleep(0.02)
+    return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}

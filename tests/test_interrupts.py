@@ -1,0 +1,126 @@
+"""Interrupted jobs: a signal stops a job within a bounded time with a complete run
+file, a resumed run repeats no completed evaluation (not even after kill -9) and
+ends bit-identical to an uninterrupted one, and a poisonous individual cannot
+crash-loop a campaign."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+from conftest import BIN, HERE, assert_same_results, hpcopt, write_config
+
+from hpcopt import config as configuration
+from hpcopt import generators
+
+pytestmark = pytest.mark.mpi
+
+OPTIMIZER = {"algorithm": "ibea", "population": 12, "generations": 6, "seed": 3}
+
+
+def counted_problem(pause):
+    return {"function": "models:counted", "parameters": {"x0": [0, 1], "x1": [0, 1], "pause": pause},
+            "objectives": ["f1", "f2"]}
+
+
+def start(args, ranks, log):
+    command = [os.path.join(BIN, "mpiexec"), "-n", str(ranks), sys.executable, "-m", "hpcopt", *map(str, args)]
+    env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(log)}
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def wait_for_lines(log, n, job, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline and job.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= n:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{log} never reached {n} lines")
+
+
+def calls(log):
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def reference(tmp_path, optimizer, pause=0.0):
+    path = write_config(tmp_path, "full.json", problem=counted_problem(pause), optimizer=optimizer)
+    env_log = tmp_path / "full.log"
+    job = start(["run", path, "-o", tmp_path / "full.h5"], 2, env_log)
+    assert job.wait(timeout=300) == 0
+    return tmp_path / "full.h5"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM])
+def test_signal_stops_with_a_complete_file_and_resume_repeats_nothing(tmp_path, signum):
+    full = reference(tmp_path, OPTIMIZER)
+    path = write_config(tmp_path, problem=counted_problem(0.1), optimizer=OPTIMIZER)
+    log = tmp_path / "calls.log"
+    job = start(["run", path, "-o", tmp_path / "run.h5"], 3, log)
+    wait_for_lines(log, 30, job)  # in generation 2, mid-way
+    os.killpg(job.pid, signum)
+    signalled = time.time()
+    out, err = job.communicate(timeout=60)
+    assert job.returncode == 3, err
+    assert time.time() - signalled < 10
+    assert "interrupted by a signal: run file complete up to generation" in err
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        done = len(f["generations"])
+        assert f["state"].attrs["next_generation"] == done
+    assert 1 <= done < 6
+    before = len(calls(log))
+    assert before < 6 * 12  # it really stopped early
+    resumed = start(["resume", tmp_path / "run.h5"], 2, log)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert_same_results(tmp_path / "run.h5", full)
+    assert len(calls(log)) == 6 * 12  # every individual evaluated exactly once over both jobs
+
+
+def test_kill_9_repeats_at_most_what_was_in_flight(tmp_path):
+    optimizer = {**OPTIMIZER, "generations": 8}
+    full = reference(tmp_path, optimizer)
+    path = write_config(tmp_path, problem=counted_problem(0.05), optimizer=optimizer)
+    log = tmp_path / "calls.log"
+    kills = 0
+    for target in (20, 45, 70):
+        job = start(["run", path, "-o", tmp_path / "run.h5"] if kills == 0 else ["resume", tmp_path / "run.h5"],
+                    3, log)
+        wait_for_lines(log, target, job)
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        kills += 1
+    job = start(["resume", tmp_path / "run.h5"], 3, log)
+    out, err = job.communicate(timeout=300)
+    assert job.returncode == 0, err
+    assert_same_results(tmp_path / "run.h5", full)
+    total = 8 * 12
+    assert total <= len(calls(log)) <= total + kills * 3  # only evaluations in flight at a kill ran twice
+
+
+def test_poisonous_individual_cannot_crash_loop(tmp_path):
+    """An individual that kills its rank: the job dies twice, then the individual is
+    recorded as failed and the run goes on."""
+    optimizer = {**OPTIMIZER, "generations": 3}
+    problem = {"function": "models:poisonous", "parameters": {"x0": [0, 1], "x1": [0, 1], "poison": -1.0},
+               "objectives": ["f1", "f2"]}
+    c = configuration.parse({"problem": problem, "optimizer": optimizer})
+    problem["parameters"]["poison"] = float(generators.create(c.optimizer, 2, 2).ask()[5, 0])  # individual 5
+    path = write_config(tmp_path, problem=problem, optimizer=optimizer)
+    log = tmp_path / "crashes.log"
+    env = {"HPCOPT_TEST_LOG": str(log)}
+    first = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2, cwd=HERE, check=False, env=env)
+    assert first.returncode != 0 and log.read_text() == "crash\n"
+    second = hpcopt("resume", tmp_path / "run.h5", ranks=2, cwd=HERE, check=False, env=env)
+    assert second.returncode != 0 and log.read_text() == "crash\ncrash\n"
+    third = hpcopt("resume", tmp_path / "run.h5", ranks=2, cwd=HERE, env=env)
+    assert "individual 5: in flight during 2 crashes, recorded as failed" in third.stderr
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert len(f["generations"]) == 3
+        g0 = f["generations/000000"]
+        assert g0["status"][5] == 1 and g0["error"][5].decode() == "in flight during 2 crashes of the job"
+        assert np.all(g0["objectives"][5] == 250)
