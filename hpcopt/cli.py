@@ -52,6 +52,9 @@ def _parser():
     run.add_argument("config", help="JSON config file")
     run.add_argument("-o", "--output", help="run file to write (default: the config's 'output', else run.h5)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run file")
+    run.add_argument("--continue", dest="continue_run", action="store_true",
+                     help="if the run file exists, continue it (its config must match, the generation budget "
+                          "may grow); a finished run exits 0 (for job scripts)")
     run.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     run.set_defaults(handler=_run)
 
@@ -109,17 +112,22 @@ def _run(args):
     for signum in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(signum, interrupt.handle)
     try:
+        launch = _wrong_launch(comm)
+        if launch:
+            if os.environ.get("SLURM_PROCID", "0") == "0":
+                print(f"hpcopt: error: {launch}", file=sys.stderr)
+            return EXIT_USAGE
         prepared = _prepare(args, comm)
         if prepared is None:
             return EXIT_USAGE
-        path, config, problem, evaluate = prepared
+        path, config, problem, evaluate, resume = prepared
         if rank != 0:
             parallel.serve(comm, evaluate)
             return 0
         evaluator = parallel.Evaluator(comm, evaluate)
         from . import driver
 
-        if args.command == "run":
+        if not resume:
             driver.start(path, config, problem, _versions(parallel, problem))
         status = driver.Loop(path, config, problem, evaluator, interrupted=interrupt).run()
         if evaluator.abandoned:  # ranks still busy with evaluations nobody waits for: end them now
@@ -136,10 +144,21 @@ def _run(args):
         raise
 
 
+def _wrong_launch(comm):
+    """Why this launch must not run (srun started N copies that do not see each
+    other), or ""."""
+    tasks = os.environ.get("SLURM_STEP_NUM_TASKS") or ""
+    if tasks.isdigit() and int(tasks) > 1 and comm.Get_size() == 1:
+        return (f"SLURM started {tasks} tasks but MPI sees 1 rank: each would run the whole optimisation. "
+                "The MPI library does not speak to srun: use 'srun --mpi=pmi2' with MPICH, or mpirun inside "
+                "the allocation (docs/cluster.md)")
+    return ""
+
+
 def _prepare(args, comm):
     """Collectively read and check everything before anything is written.
 
-    Returns (run file path, Config, Problem, evaluate callable) on every rank,
+    Returns (run file path, Config, Problem, evaluate callable, resume?) on every rank,
     or None on every rank after rank 0 printed the first error.
     """
     rank = comm.Get_rank()
@@ -150,12 +169,10 @@ def _prepare(args, comm):
     source = _together(comm, read, root_only=True)
     if source is None:
         return None
-    path, raw, name, base = source
+    path, raw, name, base, resume = source
 
     def parse():
         config = configuration.parse(raw, source=name, base_dir=base)
-        if args.command == "resume" and args.generations is not None:
-            config = config.with_generations(args.generations)
         return config, Problem(config)
 
     parsed = _together(comm, parse)
@@ -168,7 +185,11 @@ def _prepare(args, comm):
     evaluate = _together(comm, lambda: problem.evaluator(comm))
     if evaluate is None:
         return None
-    return path, config, problem, evaluate
+    # all is well: rank 0 takes the run file for this job (nothing was created before)
+    if _together(comm, lambda: _lock(path, fresh=not resume and not args.overwrite) if rank == 0 else True,
+                 root_only=True) is None:
+        return None
+    return path, config, problem, evaluate, resume
 
 
 def _together(comm, step, root_only=False):
@@ -199,7 +220,10 @@ def _together(comm, step, root_only=False):
 
 
 def _source(args):
-    """(run file path, raw config dict, name for messages, config directory)."""
+    """(run file path, raw config dict, name for messages, config directory, resume?).
+
+    Takes the run file's lock for this job first (rank 0 only).
+    """
     if args.command == "resume":
         from .runfile import RunFile
 
@@ -207,7 +231,9 @@ def _source(args):
             raw = run.config
         if args.generations is not None and args.generations < 1:
             raise ConfigError("--generations", f"must be >= 1, found {args.generations}")
-        return args.runfile, raw, f"{args.runfile} (stored config)", None
+        if args.generations is not None:
+            raw["optimizer"]["generations"] = args.generations
+        return args.runfile, raw, f"{args.runfile} (stored config)", None, True
     try:
         with open(args.config, encoding="utf-8") as f:
             raw = json.load(f)
@@ -216,19 +242,89 @@ def _source(args):
     except json.JSONDecodeError as err:
         raise ConfigError(args.config, f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from err
     path = args.output or (raw.get("output") if isinstance(raw, dict) else None) or "run.h5"
+    if not isinstance(path, str):
+        raise ConfigError(f"{args.config}: output", f"expected a file path, found {path!r}")
     if isinstance(raw, dict):
         raw = {**raw, "output": path}
-    _check_output(path, args.overwrite)
-    return path, raw, args.config, os.path.dirname(os.path.abspath(args.config))
+    base = os.path.dirname(os.path.abspath(args.config))
+    _check_directory(path)
+    if os.path.exists(path) and args.continue_run:
+        return path, _continued(path, raw, args.config, base), f"{path} (stored config)", None, True
+    if os.path.exists(path) and not args.overwrite:
+        raise ConfigError(path, f"run file exists: continue it with 'hpcopt resume {path}' (or 'hpcopt run "
+                                "--continue'), or pass --overwrite to start over")
+    return path, raw, args.config, base, False
 
 
-def _check_output(path, overwrite):
-    if not isinstance(path, str):
-        return  # config.parse names the field
-    if os.path.exists(path) and not overwrite:
-        raise ConfigError(
-            path, f"run file exists: continue it with 'hpcopt resume {path}', or pass --overwrite to start over"
-        )
+def _continued(path, raw, name, base):
+    """The stored config of the run at ``path``, with the generation budget of ``raw``
+    (the new config), which must otherwise be the same as the stored one."""
+    from .runfile import RunFile
+
+    with RunFile(path) as run:
+        stored = run.config
+    new = configuration.parse(raw, source=name, base_dir=base).resolved()
+    for resolved in (new, stored):
+        resolved["optimizer"] = {k: v for k, v in resolved["optimizer"].items() if k != "generations"}
+        resolved.pop("output", None)
+    difference = _first_difference(stored, new)
+    if difference:
+        raise ConfigError(f"{name}: {difference}", f"differs from the config {path} was started with; "
+                                                    "start a new run file (-o) or restore the config")
+    stored["optimizer"]["generations"] = raw["optimizer"]["generations"]
+    return stored
+
+
+def _first_difference(a, b, where=""):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            found = _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+        return ""
+    return "" if a == b else where
+
+
+_held = []  # lock files held by this process until it exits
+
+
+def _lock(path, fresh=False):
+    """Hold ``path``.lock for this job, or refuse: two jobs must never write one run file.
+
+    fresh: a new run, so the run file must still not exist (another job may have
+    created it since we looked).
+    """
+    import fcntl
+
+    lock = open(path + ".lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise ConfigError(path, f"another job is using this run file (lock {path}.lock held by {holder})") from None
+    lock.seek(0)
+    lock.truncate()
+    job = os.environ.get("SLURM_JOB_ID")
+    lock.write(f"pid {os.getpid()} on {os.uname().nodename}" + (f", SLURM job {job}" if job else "") + "\n")
+    lock.flush()
+    _held.append(lock)
+    if fresh and os.path.exists(path):
+        raise ConfigError(path, "run file exists: another job created it")
+    _remove_stale_temporaries(path)
+    return True
+
+
+def _remove_stale_temporaries(path):
+    """Temporary files of checkpoints that a killed job did not finish (we hold the lock)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    for entry in os.listdir(directory):
+        if entry.startswith(f".{name}.tmp"):
+            os.unlink(os.path.join(directory, entry))
+
+
+def _check_directory(path):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ConfigError(path, f"output directory {directory} does not exist")

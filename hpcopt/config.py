@@ -141,11 +141,6 @@ class Config:
             "output": self.output,
         }
 
-    def with_generations(self, generations):
-        from dataclasses import replace
-
-        return replace(self, optimizer=replace(self.optimizer, generations=generations))
-
 
 # ---------------------------------------------------------------- reading
 

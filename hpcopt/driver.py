@@ -90,8 +90,8 @@ class Loop:
         every = self.config.checkpoint
         pending, last_write = [], time.time()
         session_start, first_generation = time.perf_counter(), self.generation
-        if self.stop_reason:
-            log.info("run already finished (%s)", self.stop_reason)
+        if self.stop_reason or self.generation >= budget:
+            log.info("run already finished (%s)", self._reason())
             return EXIT_DONE
         log.info(
             "%s: generation %d of %d, %d ranks, %s, population %d",

@@ -1,0 +1,84 @@
+"""How jobs start: --continue for job scripts, one job per run file, wrong launches refused."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+from conftest import BIN, HERE, assert_same_results, hpcopt, write_config, zdt1_problem
+
+OPTIMIZER = {"algorithm": "ibea", "population": 8, "generations": 4, "seed": 9}
+
+
+def test_continue_starts_continues_and_leaves_a_finished_run_alone(tmp_path):
+    full = write_config(tmp_path, "full.json", problem=zdt1_problem(4), optimizer={**OPTIMIZER, "generations": 6})
+    hpcopt("run", full, "-o", tmp_path / "full.h5")
+    short = write_config(tmp_path, "short.json", problem=zdt1_problem(4), optimizer=OPTIMIZER)
+    hpcopt("run", short, "-o", tmp_path / "run.h5", "--continue")  # no file yet: starts
+    assert len(h5py.File(tmp_path / "run.h5", "r")["generations"]) == 4
+    stamp = (tmp_path / "run.h5").stat().st_mtime_ns
+    done = hpcopt("run", short, "-o", tmp_path / "run.h5", "--continue")  # finished: nothing to do
+    assert "run already finished (generation budget of 4 met)" in done.stderr
+    assert (tmp_path / "run.h5").stat().st_mtime_ns == stamp
+    hpcopt("run", full, "-o", tmp_path / "run.h5", "--continue", ranks=2)  # a larger budget: extends
+    assert_same_results(tmp_path / "run.h5", tmp_path / "full.h5")
+
+
+def test_continue_refuses_another_config(tmp_path):
+    path = write_config(tmp_path, problem=zdt1_problem(4), optimizer=OPTIMIZER)
+    hpcopt("run", path, "-o", tmp_path / "run.h5")
+    other = write_config(tmp_path, "other.json", problem=zdt1_problem(4), optimizer={**OPTIMIZER, "seed": 10})
+    stamp = (tmp_path / "run.h5").read_bytes()
+    done = hpcopt("run", other, "-o", tmp_path / "run.h5", "--continue", check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"hpcopt: error: {other}: optimizer.seed: differs from the config "
+                                   f"{tmp_path / 'run.h5'} was started with; start a new run file (-o) or "
+                                   "restore the config")
+    assert (tmp_path / "run.h5").read_bytes() == stamp
+
+
+def test_two_jobs_cannot_write_one_run_file(tmp_path):
+    problem = {"function": "models:sleepy", "parameters": {"x0": [0, 1], "x1": [0, 1], "slow": 0.2,
+                                                           "fast": 0.2, "slow_x0": -1.0},
+               "objectives": ["f1", "f2"]}
+    path = write_config(tmp_path, problem=problem, optimizer={**OPTIMIZER, "generations": 20})
+    first = subprocess.Popen([os.path.join(BIN, "mpiexec"), "-n", "2", sys.executable, "-m", "hpcopt", "run",
+                              path, "-o", str(tmp_path / "run.h5")], env={**os.environ, "PYTHONPATH": HERE},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while not (tmp_path / "run.h5").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        second = hpcopt("resume", tmp_path / "run.h5", check=False)
+        assert second.returncode == 2
+        assert "another job is using this run file (lock" in second.stderr and "held by pid" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        os.killpg(first.pid, signal.SIGTERM)
+        first.communicate(timeout=60)
+    assert first.returncode == 3  # the first job was not disturbed: it stopped on our signal
+
+
+def test_srun_without_mpi_is_refused(tmp_path):
+    """SLURM says 4 tasks, MPI says 1 rank: every copy would run the whole optimisation."""
+    path = write_config(tmp_path, problem=zdt1_problem(4), optimizer=OPTIMIZER)
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", check=False,
+                  env={"SLURM_STEP_NUM_TASKS": "4", "SLURM_PROCID": "0"})
+    assert done.returncode == 2
+    assert done.stderr.startswith("hpcopt: error: SLURM started 4 tasks but MPI sees 1 rank")
+    assert not (tmp_path / "run.h5").exists()
+    quiet = hpcopt("run", path, "-o", tmp_path / "run.h5", check=False,
+                   env={"SLURM_STEP_NUM_TASKS": "4", "SLURM_PROCID": "2"})
+    assert quiet.returncode == 2 and quiet.stderr == ""  # one message per job, not one per task
+
+
+def test_stale_checkpoint_temporaries_are_removed(tmp_path):
+    path = write_config(tmp_path, problem=zdt1_problem(4), optimizer={**OPTIMIZER, "generations": 2})
+    hpcopt("run", path, "-o", tmp_path / "run.h5")
+    (tmp_path / ".run.h5.tmp12345").write_bytes(b"half a checkpoint of a killed job")
+    hpcopt("resume", tmp_path / "run.h5", "--generations", 3)
+    assert not (tmp_path / ".run.h5.tmp12345").exists()
+    assert json.loads(h5py.File(tmp_path / "run.h5", "r").attrs["config"])["optimizer"]["generations"] == 3
