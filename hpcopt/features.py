@@ -1,7 +1,8 @@
 """eFEL: the only module that imports efel.
 
 All features of one trace are extracted by one eFEL call (with 'trace_check'
-when asked for), with eFEL's settings reset and set explicitly before it. The score
+when asked for), with eFEL's settings reset to their defaults and set explicitly
+before it. The score
 of a feature is eFEL's distance, computed as ``efel.get_distance`` computes it:
 the mean over the feature's values of |value - mean| / std, or the penalty when
 the feature is missing, the trace check fails or the result is NaN.
@@ -30,7 +31,9 @@ class Scorer:
     def __init__(self, features, penalty, trace_check=False):
         import efel
 
+        efel.reset()  # initialises eFEL's core once; per trace only the settings are reset
         self.efel = efel
+        self.settings = efel.get_settings()
         self.features = features
         self.penalty = penalty
         self.trace_check = trace_check
@@ -49,7 +52,7 @@ class Scorer:
         scores, means, raw = np.full(m, float(self.penalty)), np.full(m, np.nan), {}
         for (protocol, recording, start, end, threshold, settings), indices in self.groups:
             t, v = traces[(protocol, recording)]
-            efel.reset()
+            _default_settings(self.settings)
             efel.set_setting("Threshold", threshold)
             for key, value in settings:
                 efel.set_setting(key, value)
@@ -69,8 +72,16 @@ class Scorer:
                     scores[i] = distance(found, f.mean, f.std, self.penalty)
         return scores, means, raw
 
-    def reset(self):
-        self.efel.reset()
+
+
+def _default_settings(settings):
+    """eFEL's settings back to their defaults, without efel.reset(): that also
+    re-initialises eFEL's C++ core (10-20 ms), which get_feature_values does not
+    need since it pushes every setting to the core on each call."""
+    settings.reset_to_default()
+    fields = type(settings).__dataclass_fields__
+    for name in [name for name in vars(settings) if name not in fields]:
+        delattr(settings, name)
 
 
 def distance(values, mean, std, penalty):

@@ -185,3 +185,13 @@ def test_mechanisms_compile_once_when_many_start_together(tmp_path):
     directories = {out.strip().splitlines()[-1] for out, _ in outputs}
     assert len(directories) == 1
     assert os.listdir(tmp_path / "cache") == [os.path.basename(directories.pop())]  # no build left behind
+
+
+def test_nothing_accumulates_over_evaluations(tmp_path):
+    """100 evaluations of every stimulus kind leave no NEURON object behind."""
+    done = subprocess.run([sys.executable, os.path.join(HERE, "cell_objects.py"), str(config(tmp_path)),
+                           str(params(tmp_path, "a")), "100"], capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["first"] == result["last"]
+    assert result["first"]["IClamp"] == result["first"]["NetStim"] == result["first"]["ExpSyn"] == 0
+    assert result["same_scores"]
