@@ -9,6 +9,7 @@ session) never see a half-written file. Layout: docs/runfile.md.
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 
 import h5py
@@ -52,16 +53,17 @@ def generation_name(index):
 def create(path, attrs, lower, upper, state):
     """Write a new run file: header ``attrs``, bounds, and the initial ``state``."""
 
-    def build(f):
-        for key, value in attrs.items():
-            f.attrs[key] = value
-        f.attrs["format"] = FORMAT
-        f.attrs["layout_version"] = LAYOUT_VERSION
-        problem = f.create_group("problem")
-        problem["lower"] = lower
-        problem["upper"] = upper
-        f.create_group("generations")
-        _write_state(f, state)
+    def build(tmp):
+        with h5py.File(tmp, "w", track_order=True) as f:
+            for key, value in attrs.items():
+                f.attrs[key] = value
+            f.attrs["format"] = FORMAT
+            f.attrs["layout_version"] = LAYOUT_VERSION
+            problem = f.create_group("problem")
+            problem["lower"] = lower
+            problem["upper"] = upper
+            f.create_group("generations", track_order=True)
+            _write_state(f, state)
 
     _atomic_write(path, build)
 
@@ -71,21 +73,21 @@ def checkpoint(path, records, state, attrs=None):
 
     state: {"generator": dict from the generator's state(), other keys: scalars};
     attrs: root attributes to set (e.g. an updated config).
+
+    The old file is copied by the operating system (no HDF5 object is rewritten),
+    the new generations are appended to the copy and the state is overwritten in
+    place, so a checkpoint costs a file copy plus what is new, and the file does
+    not grow by a state per checkpoint.
     """
 
-    def build(f):
-        with h5py.File(path, "r") as old:
-            for key, value in old.attrs.items():
-                f.attrs[key] = value
-            for name in old:
-                if name != "state":
-                    old.copy(old[name], f, name)
-        for key, value in (attrs or {}).items():
-            f.attrs[key] = value
-        generations = f["generations"]
-        for record in records:
-            _write_generation(generations.create_group(generation_name(record.index)), record)
-        _write_state(f, state)
+    def build(tmp):
+        shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "r+") as f:
+            _set_attrs(f, {**{k: _plain(v) for k, v in f.attrs.items()}, **(attrs or {})})
+            generations = f["generations"]
+            for record in records:
+                _write_generation(generations.create_group(generation_name(record.index)), record)
+            _write_state(f, state)
 
     _atomic_write(path, build)
 
@@ -99,32 +101,66 @@ def _write_generation(group, g):
     group["eval_seconds"] = np.asarray(g.eval_seconds, dtype=np.float64)
     group["rank"] = np.asarray(g.ranks, dtype=np.int32)
     group.create_dataset("status", data=np.asarray(g.status, dtype=np.uint8), dtype=STATUS_DTYPE)
-    group.create_dataset("error", data=list(g.errors), dtype=h5py.string_dtype())
+    # fixed-length UTF-8: variable-length strings each take a 4 KiB global heap block
+    errors = [e.encode() for e in g.errors]
+    group.create_dataset("error", data=np.array(errors, dtype=f"S{max(map(len, errors), default=1) or 1}"))
     if g.features is not None:
         group["features"] = np.asarray(g.features, dtype=np.float64)
 
 
 def _write_state(f, state):
-    group = f.create_group("state")
-    for key, value in state.items():
-        if key != "generator":
-            group.attrs[key] = value
-    generator = group.create_group("generator")
-    for key, value in state["generator"].items():
+    """Write ``state`` into /state, overwriting what is there in place where the
+    shapes allow (HDF5 does not reuse the space of deleted objects)."""
+    group = f.require_group("state")
+    _set_attrs(group, {key: value for key, value in state.items() if key != "generator"})
+    generator = group.require_group("generator")
+    values = state["generator"]
+    _set_attrs(generator, {k: v for k, v in values.items() if not isinstance(v, (bytes, np.ndarray))})
+    for key in list(generator):
+        if key not in values:
+            del generator[key]
+    for key, value in values.items():
         if isinstance(value, bytes):
-            generator[key] = np.void(value)
+            data = np.frombuffer(value, dtype=np.uint8)
+            if key not in generator:
+                generator.create_dataset(key, data=data, maxshape=(None,), chunks=(min(max(len(data), 1), 65536),))
+            else:
+                generator[key].resize((len(data),))
+                generator[key][...] = data
+            generator[key].attrs["bytes"] = True
         elif isinstance(value, np.ndarray):
-            generator[key] = value
-        else:
-            generator.attrs[key] = value
+            existing = generator.get(key)
+            if existing is not None and existing.shape == value.shape and existing.dtype == value.dtype:
+                existing[...] = value
+            else:
+                if existing is not None:
+                    del generator[key]
+                generator[key] = value
+
+
+def _set_attrs(group, attrs):
+    """Make ``group``'s attributes ``attrs``, writing only those that changed (a
+    rewritten string takes new space in the file)."""
+    for key in [key for key in group.attrs if key not in attrs]:
+        del group.attrs[key]
+    for key, value in attrs.items():
+        if key not in group.attrs or not _same(_plain(group.attrs[key]), value):
+            group.attrs[key] = value
+
+
+def _same(a, b):
+    try:
+        return type(a) is type(b) and bool(np.all(a == b)) and np.shape(a) == np.shape(b)
+    except (TypeError, ValueError):
+        return False
 
 
 def _atomic_write(path, build):
+    """build(temporary path) writes the new file; it then replaces ``path`` atomically."""
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
     try:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            build(f)
+        build(tmp)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -234,6 +270,6 @@ class RunFile:
         generator = {key: _plain(value) for key, value in group["generator"].attrs.items()}
         for key, dataset in group["generator"].items():
             value = dataset[()]
-            generator[key] = value.tobytes() if isinstance(value, np.void) else value
+            generator[key] = value.tobytes() if dataset.attrs.get("bytes", False) else value
         state["generator"] = generator
         return state
