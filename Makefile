@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NP     ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-N bench bench-quick lint clean
+.PHONY: install run test test-unit test-N test-slurm bench bench-quick lint clean
 
 install: $(STAMP)
 
@@ -15,11 +15,12 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[mpi,test]'
 	touch $(STAMP)
 
-# The built-in example under mpiexec -n $(NP); writes run/example.h5
+# The built-in example (examples/cell: a 5-compartment HH cell with known parameters)
+# under mpiexec -n $(NP); writes run/example.h5 and prints the best parameters
 run: install
 	mkdir -p run
-	$(BIN)/mpiexec -n $(NP) $(BIN)/hpcopt run examples/zdt1.json -o run/example.h5 --overwrite
-	$(BIN)/hpcopt best run/example.h5
+	$(BIN)/mpiexec -n $(NP) $(BIN)/hpcopt run examples/cell/config.json -o run/example.h5 --overwrite
+	$(BIN)/python examples/compare_truth.py run/example.h5 examples/cell/truth.json
 
 # Everything: unit tests, then MPI tests at 1, 2 and 3 ranks
 test: install
@@ -32,6 +33,12 @@ test-unit: install
 test-N: install
 	HPCOPT_TEST_RANKS=$(NP) $(BIN)/python -m pytest -q -m mpi tests
 
+# The job scripts on a real one-node SLURM cluster on this machine (as root; installs
+# SLURM and munge from Debian's packages if missing; tests/slurm/cluster.sh)
+test-slurm: install
+	tests/slurm/cluster.sh install
+	tests/slurm/cluster.sh run $(BIN)/python -m pytest -q tests/test_slurm.py
+
 # Benchmarks: measured ratios, written to benchmarks/results/
 bench: install
 	$(BIN)/python benchmarks/zdt1_vs_bluepyopt.py
@@ -42,7 +49,7 @@ bench-quick: install
 
 lint: install
 	$(BIN)/python -m pip install --quiet ruff
-	$(BIN)/ruff check hpcopt tests benchmarks
+	$(BIN)/ruff check hpcopt tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) run *.egg-info

@@ -41,6 +41,9 @@ def main(argv=None):
     except HpcoptError as err:
         print(f"hpcopt: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `hpcopt best run.h5 | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser():

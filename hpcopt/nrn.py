@@ -9,6 +9,7 @@ BluePyOpt's; between chunks the step budget and the wall-clock safety net are
 checked.
 """
 
+import contextlib
 import glob
 import hashlib
 import os
@@ -85,7 +86,8 @@ def neuron(comm=None):
     from neuron import h
 
     if comm is not None:
-        h.nrnmpi_init()
+        with _stdout_silenced():  # NEURON prints "numprocs=N" into the job's output
+            h.nrnmpi_init()
         pc = h.ParallelContext()
         if int(pc.nhost_world()) != comm.Get_size() or int(pc.id_world()) != comm.Get_rank():
             raise SetupError(
@@ -100,6 +102,20 @@ def neuron(comm=None):
     h(_TEMPLATE)
     _h = h
     return h
+
+
+@contextlib.contextmanager
+def _stdout_silenced():
+    sys.stdout.flush()
+    saved = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
 
 
 def _mpi_library():

@@ -1,0 +1,189 @@
+"""Write a cell example's feature targets from known ("truth") parameter values.
+
+    python examples/make_targets.py examples/cell/config.json examples/cell/truth.json
+    python examples/make_targets.py examples/hh/config.json examples/hh/truth.json
+
+CONFIG is an hpcopt config with a ``problem.cell`` section; TRUTH is a JSON
+object ``{free parameter name: value}`` naming every free parameter with
+BluePyOpt's names (``gnabar_hh.somatic``). The script evaluates the model once
+at the truth with hpcopt's own code (``hpcopt.config.load``,
+``hpcopt.problem.Problem(config).evaluator()``), so the targets are exactly what
+``hpcopt run`` computes, and rewrites CONFIG in place: for every feature of
+``problem.cell.features``,
+
+    mean = the mean of the feature's values at the truth (eFEL may return
+           several, e.g. one AP_amplitude per spike), rounded to 6 significant
+           digits;
+    std  = max(relative * |mean|, floor), rounded to 3 significant digits,
+
+with ``(relative, floor)`` from ``STD_RULES`` below (by eFEL feature name, in
+the feature's units; ``DEFAULT_RULE`` for a name not listed). Absolute
+membrane potentials (voltage_base, AHP_depth_abs, ...) get a fixed std
+(relative 0), since a fraction of -70 mV says nothing about how well a fit
+matches; every other feature gets 5 % of its value with a floor that keeps
+near-zero values (a count of 0, an ISI_CV of 0.01) from dominating the score.
+
+Everything else in CONFIG (key order, other sections, a feature's other keys
+such as ``threshold`` or ``settings``, the ``[mean, std]`` or
+``{"mean": .., "std": ..}`` form) is kept; the file is written as JSON with
+indent 2. Running the script again gives the same file.
+
+The script refuses, with exit status 1 and nothing written, when the truth
+does not name exactly the free parameters, when the simulation fails at the
+truth, when a feature has no value at the truth (eFEL found nothing, e.g. no
+spike), or when eFEL's trace check fails there (spikes outside the stimulus).
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+from hpcopt import config as configuration
+from hpcopt import features as efeatures
+from hpcopt.errors import HpcoptError
+from hpcopt.problem import OK, STATUS_NAMES, Problem
+
+RELATIVE = 0.05
+
+# eFEL feature name -> (relative, floor): std = max(relative * |mean|, floor), in the feature's units.
+STD_RULES = {
+    # counts
+    "Spikecount": (RELATIVE, 0.5),
+    "Spikecount_stimint": (RELATIVE, 0.5),
+    # rates (Hz)
+    "mean_frequency": (RELATIVE, 0.5),
+    "inv_first_ISI": (RELATIVE, 0.5),
+    "inv_last_ISI": (RELATIVE, 0.5),
+    "inv_time_to_first_spike": (RELATIVE, 0.5),
+    # times (ms)
+    "time_to_first_spike": (RELATIVE, 0.5),
+    "time_to_second_spike": (RELATIVE, 0.5),
+    "time_to_last_spike": (RELATIVE, 0.5),
+    "AP_width": (RELATIVE, 0.05),
+    "spike_half_width": (RELATIVE, 0.05),
+    "AP_duration_half_width": (RELATIVE, 0.05),
+    "decay_time_constant_after_stim": (RELATIVE, 0.5),
+    "time_constant": (RELATIVE, 0.1),
+    # dimensionless
+    "ISI_CV": (RELATIVE, 0.02),
+    "adaptation_index2": (RELATIVE, 0.02),
+    # voltage differences (mV) and resistances (MOhm)
+    "AP_amplitude": (RELATIVE, 1.0),
+    "mean_AP_amplitude": (RELATIVE, 1.0),
+    "AP_amplitude_from_voltagebase": (RELATIVE, 1.0),
+    "AHP_depth": (RELATIVE, 0.5),
+    "voltage_deflection": (RELATIVE, 0.1),
+    "voltage_deflection_vb_ssse": (RELATIVE, 0.1),
+    "ohmic_input_resistance_vb_ssse": (RELATIVE, 1.0),
+    # absolute membrane potentials (mV): a fixed std
+    "voltage_base": (0.0, 1.0),
+    "steady_state_voltage_stimend": (0.0, 1.0),
+    "steady_state_voltage": (0.0, 1.0),
+    "AHP_depth_abs": (0.0, 1.0),
+    "minimum_voltage": (0.0, 1.0),
+    "AP_height": (0.0, 1.0),
+    "peak_voltage": (0.0, 1.0),
+}
+DEFAULT_RULE = (RELATIVE, 0.01)
+
+
+class TargetError(Exception):
+    """The targets cannot be made (bad truth, failed simulation, missing feature)."""
+
+
+def significant(value, digits):
+    """``value`` rounded to ``digits`` significant digits (a plain float)."""
+    if value == 0 or not math.isfinite(value):
+        return float(value)
+    return float(f"{value:.{digits - 1}e}")
+
+
+def std_of(efel_name, mean):
+    relative, floor = STD_RULES.get(efel_name, DEFAULT_RULE)
+    return significant(max(relative * abs(mean), floor), 3)
+
+
+def truth_values(config_path, truth_path):
+    """{feature name: [values]} of the config's model at the truth, and the Config.
+
+    Raises TargetError when the truth or the simulation is unusable.
+    """
+    config = configuration.load(config_path)
+    if not hasattr(config.problem, "model"):
+        raise TargetError(f"{config_path}: not a cell model (problem.cell): nothing to do")
+    with open(truth_path, encoding="utf-8") as f:
+        truth = json.load(f)
+    problem = Problem(config)
+    if not isinstance(truth, dict) or set(truth) != set(problem.names):
+        given = ", ".join(truth) if isinstance(truth, dict) else repr(truth)
+        raise TargetError(f"{truth_path}: expected exactly the free parameters {', '.join(problem.names)}; "
+                          f"found {given}")
+    x = np.array([float(truth[name]) for name in problem.names])
+    outcome = problem.evaluator()(x)
+    if outcome.status != OK:
+        raise TargetError(f"the simulation at the truth {STATUS_NAMES[outcome.status]}: {outcome.error}")
+    raw = outcome.raw
+    missing = [name for name in problem.features if not raw.get(name)]
+    if missing:
+        raise TargetError(f"no value at the truth for feature(s) {', '.join(missing)} (eFEL found nothing): "
+                          "change the protocol, the feature or the truth")
+    # With the trace check passed, each score is eFEL's distance from the config's old targets;
+    # a penalty where the distance is finite means the trace check failed.
+    for feature, score in zip(config.problem.model.features, outcome.objectives):
+        expected = efeatures.distance(raw[feature.name], feature.mean, feature.std, config.problem.penalty)
+        if score != expected:
+            raise TargetError(f"eFEL's trace check fails at the truth for protocol {feature.protocol!r} "
+                              "(spikes outside the stimulus window): change the protocol or the truth")
+    return raw, config
+
+
+def make_targets(config_path, truth_path):
+    """Rewrite the feature targets of ``config_path`` in place; returns {feature name: (mean, std)}."""
+    raw, config = truth_values(config_path, truth_path)
+    with open(config_path, encoding="utf-8") as f:
+        document = json.load(f)
+    targets = {}
+    sections = document["problem"]["cell"]["features"]
+    for protocol, recordings in sections.items():
+        for recording, features in recordings.items():
+            for efel_name, spec in features.items():
+                name = f"{protocol}.{recording}.{efel_name}"
+                mean = significant(float(np.mean(raw[name])), 6)
+                std = std_of(efel_name, mean)
+                if isinstance(spec, dict):
+                    spec["mean"], spec["std"] = mean, std
+                else:
+                    features[efel_name] = [mean, std]
+                targets[name] = (mean, std)
+    text = json.dumps(document, indent=2) + "\n"
+    temporary = config_path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(temporary, config_path)
+    return targets, raw
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", help="hpcopt config with a problem.cell section (rewritten in place)")
+    parser.add_argument("truth", help="JSON {free parameter: value}")
+    args = parser.parse_args(argv)
+    try:
+        targets, raw = make_targets(args.config, args.truth)
+    except (TargetError, HpcoptError, OSError, json.JSONDecodeError) as err:
+        print(f"make_targets: error: {err}", file=sys.stderr)
+        return 1
+    for name, (mean, std) in targets.items():
+        values = raw[name]
+        spread = f" ({len(values)} values, {min(values):.4g} .. {max(values):.4g})" if len(values) > 1 else ""
+        print(f"{name}: mean {mean:.6g}, std {std:.3g}{spread}")
+    print(f"wrote {len(targets)} targets to {args.config}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
