@@ -56,7 +56,8 @@ class Scorer:
             efel.set_setting("Threshold", threshold)
             for key, value in settings:
                 efel.set_setting(key, value)
-            trace = {"T": t, "V": v, "stim_start": [start], "stim_end": [end]}
+            # lists: eFEL copies a trace element by element, three times faster from a list
+            trace = {"T": t.tolist(), "V": v.tolist(), "stim_start": [start], "stim_end": [end]}
             names = list(dict.fromkeys(self.features[i].efel_name for i in indices))
             if self.trace_check:
                 names.append("trace_check")
