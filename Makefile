@@ -40,12 +40,14 @@ test-slurm: install
 	tests/slurm/cluster.sh run $(BIN)/python -m pytest -q tests/test_slurm.py
 
 # Benchmarks: measured ratios, written to benchmarks/results/
+BENCHMARKS := zdt1_vs_bluepyopt evaluation_overhead memory
+
 bench: install
-	$(BIN)/python benchmarks/zdt1_vs_bluepyopt.py
+	for b in $(BENCHMARKS); do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 # A smoke run of the benchmarks (CI): asserts nothing about speed or quality, writes nothing
 bench-quick: install
-	$(BIN)/python benchmarks/zdt1_vs_bluepyopt.py --quick --no-write
+	for b in $(BENCHMARKS); do $(BIN)/python benchmarks/$$b.py --quick --no-write || exit 1; done
 
 lint: install
 	$(BIN)/python -m pip install --quiet ruff
