@@ -14,12 +14,11 @@ The resolved config stored in the run file is always the first form, with
 absolute paths, so a run file says exactly what was fitted.
 """
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
 
-from .config import Parameter, _number, _show, _table, _Where
+from .config import Parameter, _number, _show, _table, _Where, read_json
 
 SECTION_LISTS = ("all", "somatic", "axonal", "basal", "apical")
 SOMA_THRESHOLD, DENDRITE_THRESHOLD = -20.0, -55.0  # mV, BluePyOpt's L5PC conventions
@@ -607,13 +606,7 @@ def from_bluepyopt(raw, where, base_dir):
     for key in ("mechanisms", "parameters", "protocols", "features"):
         path = _path(t[key], where, key, base_dir)
         wheres[key] = _Where(os.path.relpath(path))
-        try:
-            with open(path, encoding="utf-8") as f:
-                files[key] = json.load(f)
-        except OSError as err:
-            raise where.error(key, f"cannot read {path}: {err.strerror}") from err
-        except json.JSONDecodeError as err:
-            raise where.error(key, f"{path}: not valid JSON: {err.msg} at line {err.lineno}") from err
+        files[key] = read_json(path, what=f"the {key} file named by {where.source}")
     protocols = {}
     if not isinstance(files["protocols"], dict):
         raise where.error("protocols", "expected an object {protocol name: {stimuli, extra_recordings}}")

@@ -147,17 +147,18 @@ class Config:
 
 def load(path):
     """The Config in the JSON file ``path``; ConfigError naming file and field."""
+    return parse(read_json(path), source=path, base_dir=os.path.dirname(os.path.abspath(path)))
+
+
+def read_json(path, what="config"):
+    """The decoded JSON file ``path``; a ConfigError naming it if unreadable or not JSON."""
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return json.load(f)
     except OSError as err:
-        raise ConfigError(path, f"cannot read config: {err.strerror}") from err
-    try:
-        raw = json.loads(text)
+        raise ConfigError(path, f"cannot read {what}: {err.strerror}") from err
     except json.JSONDecodeError as err:
         raise ConfigError(path, f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from err
-    base = os.path.dirname(os.path.abspath(path))
-    return parse(raw, source=path, base_dir=base)
 
 
 def parse(raw, source="config", base_dir=None):
