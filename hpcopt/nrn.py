@@ -83,11 +83,12 @@ def neuron(comm=None):
         if library:
             os.environ["MPI_LIB_NRN_PATH"] = library
     os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")  # no "no DISPLAY" warning on every rank
-    from neuron import h
+    with _stdout_silenced():  # NEURON prints "numprocs=N" into the job's output
+        from neuron import h
 
-    if comm is not None:
-        with _stdout_silenced():  # NEURON prints "numprocs=N" into the job's output
+        if comm is not None:
             h.nrnmpi_init()
+    if comm is not None:
         pc = h.ParallelContext()
         if int(pc.nhost_world()) != comm.Get_size() or int(pc.id_world()) != comm.Get_rank():
             raise SetupError(
@@ -130,9 +131,11 @@ def _mpi_library():
 
 
 def version():
-    from neuron import __version__
+    """NEURON's version, without importing it (importing it early would miss the
+    environment neuron() sets up)."""
+    from importlib import metadata
 
-    return __version__
+    return metadata.version("neuron")
 
 
 # ---------------------------------------------------------------- mechanisms
