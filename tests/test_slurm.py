@@ -1,0 +1,368 @@
+"""The job scripts in jobscripts/: on a real SLURM cluster, jobs stopped by scancel or
+a crashed rank, then by their own time limit, requeue themselves, resume, and end with
+the run file of an uninterrupted run, evaluating every individual once; on a
+workstation, Ctrl-C stops a run cleanly and the same command continues it.
+
+The SLURM test needs a cluster: ``make test-slurm`` installs SLURM and runs this file
+against a one-node cluster on this machine (tests/slurm/cluster.sh); without one it
+is skipped, unless HPCOPT_TEST_SLURM=1 (set by cluster.sh run) demands it.
+"""
+
+import fcntl
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import BIN, HERE, assert_same_results, hpcopt, write_config
+
+ROOT = os.path.dirname(HERE)
+JOBSCRIPTS = os.path.join(ROOT, "jobscripts")
+VENV = os.path.dirname(BIN)
+RANKS = 2
+POPULATION = 12
+
+
+def problem(pause):
+    return {"function": "models:counted", "parameters": {"x0": [0, 1], "x1": [0, 1], "pause": pause},
+            "objectives": ["f1", "f2"]}
+
+
+def optimizer(generations):
+    return {"algorithm": "ibea", "population": POPULATION, "generations": generations, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """reference(generations): the run file of an uninterrupted run under mpiexec."""
+    runs = {}
+
+    def run(generations):
+        if generations not in runs:
+            directory = tmp_path_factory.mktemp(f"reference{generations}")
+            config = write_config(directory, problem=problem(0.0), optimizer=optimizer(generations))
+            hpcopt("run", config, "-o", directory / "run.h5", ranks=RANKS,
+                   env={"HPCOPT_TEST_LOG": str(directory / "calls.log")})
+            runs[generations] = directory / "run.h5"
+        return runs[generations]
+
+    return run
+
+
+def calls(directory):
+    path = os.path.join(directory, "calls.log")
+    return len(open(path).read().splitlines()) if os.path.exists(path) else 0
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# ---------------------------------------------------------------- no SLURM needed
+
+
+def test_the_two_job_scripts_differ_only_in_the_launcher():
+    """hpcopt-mpirun.sbatch is hpcopt.sbatch with another LAUNCH (and its own comments)."""
+    lines = [open(os.path.join(JOBSCRIPTS, name)).read().splitlines()
+             for name in ("hpcopt.sbatch", "hpcopt-mpirun.sbatch")]
+
+    def code(text):
+        return [line for line in text if not line.startswith("# ") and not line.startswith("LAUNCH=")]
+
+    assert code(lines[0]) == code(lines[1])
+    launches = [[line for line in text if line.startswith("LAUNCH=")] for text in lines]
+    assert launches[0][0].startswith("LAUNCH=(srun --mpi=pmi2")
+    assert launches[1][0].startswith('LAUNCH=("$VENV/bin/mpiexec"')
+
+
+def test_docs_explain_every_line_of_the_block_to_edit():
+    text = open(os.path.join(JOBSCRIPTS, "hpcopt.sbatch")).read()
+    block = text.split("edit this block")[1].split("# =====")[0]
+    options = re.findall(r"^#+SBATCH (--[a-z-]+)", block, flags=re.M)
+    variables = re.findall(r"^([A-Z_]+)=", block, flags=re.M)
+    assert len(options) >= 8 and variables == ["VENV", "CONFIG", "RUN", "LAUNCH", "MAX_CRASHES"]
+    doc = open(os.path.join(ROOT, "docs", "cluster.md")).read()
+    for name in options + variables:
+        assert f"`{name}" in doc, name
+
+
+def test_job_scripts_are_valid_bash():
+    for name in ("hpcopt.sbatch", "hpcopt-mpirun.sbatch", "workstation.sh"):
+        subprocess.run(["bash", "-n", os.path.join(JOBSCRIPTS, name)], check=True)
+
+
+class FakeJob:
+    """hpcopt.sbatch run by bash outside SLURM, with tests/slurm/fake/{srun,scontrol}
+    on PATH: what the job script decides (requeue or not, exit status) for each way
+    hpcopt can end."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        text = open(os.path.join(JOBSCRIPTS, "hpcopt.sbatch")).read()
+        open(directory / "job.sbatch", "w").write(re.sub(r"^VENV=\S*", f"VENV={VENV}", text, count=1, flags=re.M))
+
+    def start(self, hpcopt):
+        self.log_path = self.directory / "fake.log"
+        self.log_path.write_text("")
+        env = {**os.environ, "PATH": os.path.join(HERE, "slurm", "fake") + os.pathsep + os.environ["PATH"],
+               "FAKE_HPCOPT": hpcopt, "FAKE_LOG": str(self.log_path), "SLURM_JOB_ID": "42",
+               "SLURM_NTASKS": "2", "SLURM_JOB_NODELIST": "node1", "SLURM_JOB_NUM_NODES": "1"}
+        return subprocess.Popen(["bash", "job.sbatch", "config.json", "run.h5"], cwd=self.directory, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def run(self, hpcopt, signals=()):
+        """(exit status, requeued?, output) of one job that ends as ``hpcopt`` says,
+        with ``signals`` sent to the job script once hpcopt runs."""
+        job = self.start(hpcopt)
+        for signum in signals:
+            wait_until(lambda: "launch: waiting" in self.log_path.read_text(), 30, "the fake launch")
+            job.send_signal(signum)
+            time.sleep(0.3)  # one at a time, in order
+        output, _ = job.communicate(timeout=60)
+        return job.returncode, "scontrol requeue 42" in self.log_path.read_text(), output
+
+
+@pytest.mark.parametrize("hpcopt, signals, status, requeued, says", [
+    ("exit 0", (), 0, False, "run finished: run.h5"),
+    ("exit 2", (), 2, False, "not requeued"),
+    ("exit 3", (), 3, True, "requeued job 42"),
+    ("checkpoint 137", (), 137, True, "requeued job 42"),  # a crash after a checkpoint
+    ("signals 1", (signal.SIGUSR1,), 3, True, "got SIGUSR1, passing it on"),  # the time-limit warning
+    ("signals 1", (signal.SIGTERM,), 3, False, "SLURM is ending the job"),  # scancel
+    ("signals 2", (signal.SIGUSR1, signal.SIGTERM), 3, True, "the time limit came before hpcopt had stopped"),
+])
+def test_job_script_requeues_unless_finished_bad_input_or_cancelled(tmp_path, hpcopt, signals, status, requeued,
+                                                                    says):
+    got = FakeJob(tmp_path).run(hpcopt, signals)
+    assert got[:2] == (status, requeued), got[2]
+    assert says in got[2]
+
+
+def test_job_script_requeues_crashes_without_checkpoint_at_most_max_crashes_times_in_a_row(tmp_path):
+    job = FakeJob(tmp_path)
+    for n in (1, 2, 3):
+        status, requeued, output = job.run("exit 137")
+        assert (status, requeued) == (137, True), output
+        assert f"crash {n} in a row without a checkpoint" in output
+    status, requeued, output = job.run("exit 137")
+    assert (status, requeued) == (137, False), output
+    assert "4 crashes in a row without a checkpoint: not requeued" in output
+    status, requeued, output = job.run("exit 3")  # after the fix and a resubmission: counted afresh
+    assert (status, requeued) == (3, True) and not os.path.exists(tmp_path / "run.h5.crashes"), output
+
+
+def workstation(directory, *args):
+    env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(directory / "calls.log"), "VENV": VENV}
+    # its own session, as a terminal's foreground job: a "Ctrl-C" goes to its process group
+    return subprocess.Popen([os.path.join(JOBSCRIPTS, "workstation.sh"), *map(str, args)], cwd=directory,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+@pytest.mark.mpi
+def test_workstation_script_stops_on_ctrl_c_and_the_same_command_continues(tmp_path, reference):
+    generations = 4
+    config = write_config(tmp_path, problem=problem(0.2), optimizer=optimizer(generations))
+    args = ("-n", RANKS, config, "-o", tmp_path / "run.h5")
+    job = workstation(tmp_path, *args)
+    wait_until(lambda: calls(tmp_path) >= POPULATION + 2 or job.poll() is not None, 120, "generation 1")
+    os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    out, err = job.communicate(timeout=120)
+    assert job.returncode == 3, err
+    assert "interrupted; the run file is complete up to the last generation" in err
+    assert calls(tmp_path) < generations * POPULATION
+    job = workstation(tmp_path, *args)
+    out, err = job.communicate(timeout=300)
+    assert job.returncode == 0, err
+    assert_same_results(tmp_path / "run.h5", reference(generations))
+    assert calls(tmp_path) == generations * POPULATION  # nothing completed ran twice
+    again = workstation(tmp_path, *args)
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0 and "run already finished" in err
+
+
+@pytest.mark.mpi
+def test_workstation_script_passes_bad_input_through(tmp_path):
+    job = workstation(tmp_path, "-n", RANKS, tmp_path / "missing.json")
+    out, err = job.communicate(timeout=120)
+    assert job.returncode == 2
+    assert "cannot read config" in err
+    job = workstation(tmp_path, tmp_path / "missing.json")  # no -n
+    out, err = job.communicate(timeout=120)
+    assert job.returncode == 2 and err.startswith("usage:")
+
+
+# ---------------------------------------------------------------- a real SLURM cluster
+
+
+def slurm_missing():
+    """Why the SLURM test cannot run here, or ""."""
+    if shutil.which("sbatch") is None:
+        return "SLURM is not installed: 'make test-slurm' installs it and runs this test on a local cluster"
+    try:
+        answer = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "no SLURM cluster answers: 'make test-slurm' starts one"
+    if answer.returncode != 0 or not answer.stdout.strip():
+        return "no SLURM cluster answers: 'make test-slurm' starts one"
+    return ""
+
+
+@pytest.fixture
+def slurm():
+    missing = slurm_missing()
+    if missing and os.environ.get("HPCOPT_TEST_SLURM") == "1":
+        pytest.fail(missing)
+    if missing:
+        pytest.skip(missing)
+
+
+def scontrol_show(job_id):
+    """The job's fields {name: value} (scontrol show job -o)."""
+    text = subprocess.run(["scontrol", "show", "job", "-o", str(job_id)], capture_output=True, text=True,
+                          check=True).stdout
+    return dict(re.findall(r"(\w+)=(\S*)", text))
+
+
+def fnv1a(text):
+    """MPICH's hash of a PMI job name (as in the job script)."""
+    h = 2166136261
+    for byte in text.encode():
+        h = (h ^ byte) * 16777619 & 0xFFFFFFFF
+    return f"{h:x}"
+
+
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
+            "OUT_OF_MEMORY")
+
+
+class Job:
+    """One job script, submitted with a 2-rank allocation, a time-limit warning 30 s
+    ahead and a long time limit that the test cuts to 1 minute once the first
+    interruption has requeued the job; so the first start always ends by that
+    interruption and later ones by the time-limit warning until the run is finished.
+
+    first: the first interruption, once generation 0 is written: "USR1" (scancel
+    --signal=USR1, which goes to the ranks, not to the job script) or "crash" (rank 1
+    killed with SIGKILL, a segfault stand-in)."""
+
+    def __init__(self, directory, script, first, generations):
+        """first: also None, for a job that must end at once (exit status 2)."""
+        self.directory, self.script, self.first = directory, script, first
+        text = open(os.path.join(JOBSCRIPTS, script)).read()
+        text, n = re.subn(r"^VENV=\S*", f"VENV={VENV}", text, count=1, flags=re.M)
+        assert n == 1, f"{script}: no VENV= line"
+        open(directory / script, "w").write(text)
+        write_config(directory, problem=problem(1.0), optimizer=optimizer(generations),
+                     checkpoint={"stop_within": 10})
+        env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(directory / "calls.log")}
+        command = ["sbatch", "--parsable", f"--ntasks={RANKS}", "--time=10", "--signal=B:USR1@30",
+                   script, "config.json", "run.h5"]
+        self.id = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True,
+                                 check=True).stdout.strip().split(";")[0]
+        self.signalled = self.limited = False
+        self.stale_segment = None  # for the crash: MPICH's shared memory was left behind
+        self.fields = {}
+
+    def log(self):
+        path = self.directory / f"hpcopt-{self.id}.log"
+        return path.read_text() if path.exists() else ""
+
+    def starts(self):
+        """The log of each start of the job."""
+        return re.split(r"^(?=.* job script: job \d+, start \d+)", self.log(), flags=re.M)[1:]
+
+    def finished(self):
+        return self.fields.get("JobState") in FINISHED
+
+    def step(self):
+        """Drive the job one step: send the first interruption, then cut the time limit."""
+        self.fields = scontrol_show(self.id)
+        starts = self.starts()
+        if self.first and not self.signalled and self.fields["JobState"] == "RUNNING" and starts \
+                and " INFO gen 1/" in starts[0]:
+            if self.first == "crash":
+                pids = subprocess.run(["scontrol", "listpids", f"{self.id}.1"], capture_output=True, text=True,
+                                      check=True).stdout.splitlines()
+                rank_1 = [line.split()[0] for line in pids[1:] if line.split()[4] == "1"]
+                os.kill(int(rank_1[0]), signal.SIGKILL)
+            else:
+                subprocess.run(["scancel", f"--signal={self.first}", self.id], check=True)
+            self.signalled = True
+        if self.signalled and not self.limited and int(self.fields.get("Restarts", 0)) >= 1:
+            subprocess.run(["scontrol", "update", f"JobId={self.id}", "TimeLimit=1"], check=True)
+            self.limited = True
+        if self.first == "crash" and self.stale_segment is None and len(starts) == 1 \
+                and "job script: hpcopt exited" in starts[0]:
+            self.stale_segment = os.path.exists(f"/dev/shm/mpich_shm_{fnv1a(self.id + '.1')}_0")
+
+    def describe(self):
+        return f"{self.script} ({self.first} first), job {self.id}, in {self.directory}:\n{self.log()}"
+
+
+@pytest.mark.mpi
+def test_jobs_requeue_themselves_until_the_run_is_finished(tmp_path, slurm, reference):
+    generations = 10  # 120 evaluations of 1 s on 2 ranks: about a minute of work, 3 or more starts
+    jobs = []
+    for script, first in (("hpcopt.sbatch", "USR1"), ("hpcopt-mpirun.sbatch", "USR1"), ("hpcopt.sbatch", "crash")):
+        directory = tmp_path / f"{len(jobs)}-{first}-{script}"
+        directory.mkdir()
+        jobs.append(Job(directory, script, first, generations))
+    # and a job for a run file that another job holds: it must stop at once, not requeue
+    (tmp_path / "locked").mkdir()
+    lock = open(tmp_path / "locked" / "run.h5.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    lock.write("the test\n")
+    lock.flush()
+    locked = Job(tmp_path / "locked", "hpcopt.sbatch", None, generations)
+    started = time.time()
+    try:
+        while not all(job.finished() for job in jobs + [locked]):
+            assert time.time() - started < 600, "jobs not finished after 10 minutes"
+            for job in jobs + [locked]:
+                job.step()
+            time.sleep(0.5)
+    except BaseException:
+        for job in jobs + [locked]:
+            print(job.describe())
+        raise
+    print(f"all jobs finished in {time.time() - started:.0f} s")
+    for job in jobs + [locked]:
+        print(job.describe())  # shown with pytest -rP
+    context = locked.describe()
+    assert locked.fields["JobState"] == "FAILED" and locked.fields["ExitCode"] == "2:0", context
+    assert locked.fields["Restarts"] == "0" and "another job is using this run file" in context, context
+    assert "held by the test" in context and "not requeued" in context, context
+    lock.close()
+    total = generations * POPULATION
+    for job in jobs:
+        context = job.describe()
+        assert job.fields["JobState"] == "COMPLETED" and job.fields["ExitCode"] == "0:0", context
+        starts = job.starts()
+        assert int(job.fields["Restarts"]) == len(starts) - 1 >= 2, context
+        assert all("requeued job" in start for start in starts[:-1]), context
+        assert "job script: run finished: run.h5" in starts[-1], context
+        # the first start: the scancel, which went to the ranks, not to the job script
+        assert "got SIG" not in starts[0], context
+        if job.first == "USR1":
+            assert "WARNING interrupted by a signal" in starts[0], context
+        else:
+            assert re.search(r"hpcopt exited with status (?!0\b|3\b)\d+", starts[0]), context
+            assert job.stale_segment, f"the crash left no MPICH shared memory to remove: {context}"
+        # later starts: the time-limit warning, passed on by the job script
+        assert any("got SIGUSR1, passing it on" in start and "requeued job" in start
+                   for start in starts[1:-1]), context
+        assert_same_results(job.directory / "run.h5", reference(generations))
+        if job.first == "USR1":  # nothing completed ran twice
+            assert calls(job.directory) == total, context
+        else:  # only what the crash cut short ran again
+            assert total <= calls(job.directory) <= total + RANKS, context
+        assert not os.path.exists(job.directory / "run.h5.crashes"), context
