@@ -14,6 +14,7 @@ Results come back with their index, so the answer does not depend on which rank
 evaluated what or in which order evaluations finished.
 """
 
+import sys
 import threading
 import time
 from collections import deque
@@ -22,6 +23,7 @@ from mpi4py import MPI
 
 TASK, RESULT, STOP = 1, 2, 3
 MAX_SLEEP = 0.002  # seconds; bounds the latency a finished rank waits for new work
+SWITCH_INTERVAL = 0.0002  # seconds; how soon rank 0's dispatcher thread gets the GIL
 
 
 def world():
@@ -84,6 +86,10 @@ class Evaluator:
         self.evaluate = evaluate
         self.size = comm.Get_size()
         self.abandoned = False  # some rank still works on an evaluation nobody waits for
+        if self.size > 1:
+            # The dispatcher thread needs the GIL to answer a worker; by default it waits up
+            # to 5 ms for rank 0's own evaluation to let go of it, an idle worker meanwhile.
+            sys.setswitchinterval(SWITCH_INTERVAL)
         if self.size > 1 and MPI.Query_thread() < MPI.THREAD_SERIALIZED:
             raise RuntimeError(
                 "the MPI library gave thread level < MPI_THREAD_SERIALIZED; "

@@ -195,3 +195,17 @@ def test_nothing_accumulates_over_evaluations(tmp_path):
     assert result["first"] == result["last"]
     assert result["first"]["IClamp"] == result["first"]["NetStim"] == result["first"]["ExpSyn"] == 0
     assert result["same_scores"]
+
+
+def test_stimulus_ending_at_tstop_integrates_to_the_end(tmp_path):
+    """A waveform that ends exactly at tstop (an event at tstop) completes, and a run
+    that finishes within its step budget is not a timeout."""
+    cell = copy.deepcopy(CELL)
+    cell["protocols"] = {"wave": {"stimuli": [{"type": "waveform", "times": [0, 50, 100, 180],
+                                               "currents": [0, 3.0, -0.05, 0]}],
+                                  "tstop": 180, "stim_start": 20, "stim_end": 180}}
+    cell["features"] = {"wave": {"soma": {"Spikecount": [3, 1], "voltage_base": [-65, 1]}}}
+    cell["simulation"] = {"max_steps": 100000}
+    result = evaluate(config(tmp_path, cell), params(tmp_path, "a"))
+    assert result["status"] == "ok", result["error"]
+    assert result["features"]["wave.soma.Spikecount"][0] > 0
