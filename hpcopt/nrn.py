@@ -23,6 +23,8 @@ import numpy as np
 
 from .errors import HpcoptError
 
+# Steps per call into NEURON. NEURON holds the GIL while it integrates: on rank 0 the
+# dispatcher thread that answers the other ranks waits for the end of a chunk.
 CHUNK_STEPS = 100
 
 _TEMPLATE = """
