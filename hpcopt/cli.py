@@ -72,6 +72,27 @@ def _parser():
     best.add_argument("--json", action="store_true", help="print JSON")
     best.set_defaults(handler=_best)
 
+    status = commands.add_parser("status", help="progress of a run (safe while a job is writing it)")
+    status.add_argument("runfile")
+    status.add_argument("--rows", type=int, default=10, help="rows of the score table (default 10)")
+    status.set_defaults(handler=_status)
+
+    report = commands.add_parser("report", help="figures and an HTML page of a run (also of one in progress)")
+    report.add_argument("runfile")
+    report.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for index.html and figures")
+    report.add_argument("--no-traces", action="store_true", help="do not re-simulate the best cell model")
+    report.set_defaults(handler=_report)
+
+    export = commands.add_parser("export", help="the best (or K-th best) individual as JSON, hoc or Python")
+    export.add_argument("runfile")
+    export.add_argument("--rank", type=int, default=1, metavar="K", help="the K-th best individual (default 1)")
+    formats = export.add_mutually_exclusive_group(required=True)
+    formats.add_argument("--json", metavar="P.json", help="free parameters, as 'hpcopt evaluate --params' reads")
+    formats.add_argument("--hoc", metavar="CELL.hoc", help="a standalone NEURON hoc file of the fitted cell")
+    formats.add_argument("--python", metavar="CELL.py", help="a standalone NEURON Python file of the fitted "
+                                                             "cell, with its protocols")
+    export.set_defaults(handler=_export)
+
     evaluate = commands.add_parser("evaluate", help="evaluate one parameter set of a config")
     evaluate.add_argument("config")
     evaluate.add_argument("--params", required=True, metavar="P.json",
@@ -458,6 +479,33 @@ def _validate(args):
         f"{len(problem.objectives)} objectives, population {o.population}, {o.generations} generations; "
         f"output {config.output or 'run.h5'}"
     )
+    return 0
+
+
+# ---------------------------------------------------------------- status / report / export
+
+
+def _status(args):
+    from . import status
+
+    print(status.text(status.read(args.runfile), rows=max(args.rows, 1)))
+    return 0
+
+
+def _report(args):
+    from . import report
+
+    index = report.write(args.runfile, args.output, traces=not args.no_traces)
+    print(index)
+    return 0
+
+
+def _export(args):
+    from . import export
+
+    target = args.json or args.hoc or args.python
+    kind = "json" if args.json else "hoc" if args.hoc else "python"
+    print(export.write(args.runfile, target, kind, args.rank))
     return 0
 
 
