@@ -3,6 +3,9 @@
     hpcopt run CONFIG [-o RUN.h5]          start a run (under mpiexec/srun, or alone)
     hpcopt resume RUN.h5 [--generations N] continue a run, also past its original end
     hpcopt best RUN.h5 [--json]            the best individual so far
+    hpcopt status RUN.h5                   progress (safe while a job writes the file)
+    hpcopt report RUN.h5 -o DIR            figures and DIR/index.html
+    hpcopt export RUN.h5 --json|--hoc|--python FILE   the best individual, standalone
     hpcopt validate CONFIG                 check a config without running anything
     hpcopt evaluate CONFIG --params P.json evaluate one parameter set (scores, features)
 
@@ -127,14 +130,14 @@ class _Interrupt:
 
 
 def _run(args):
+    interrupt = _Interrupt()  # first: a signal during start-up must not kill the rank
+    for signum in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, interrupt.handle)
     from . import parallel  # initialises MPI: only the commands that need it
 
     comm = parallel.world()
     rank = comm.Get_rank()
     _logging(rank, args.quiet)
-    interrupt = _Interrupt()
-    for signum in (signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(signum, interrupt.handle)
     try:
         launch = _wrong_launch(comm)
         if launch:
@@ -323,11 +326,13 @@ def _lock(path, fresh=False):
     lock = open(path + ".lock", "a+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         lock.seek(0)
         holder = lock.read().strip() or "unknown"
         lock.close()
         raise ConfigError(path, f"another job is using this run file (lock {path}.lock held by {holder})") from None
+    except OSError as err:  # ENOLCK, ENOSYS: a filesystem without locks (NFS without lockd, Lustre noflock)
+        log.warning("cannot lock %s.lock (%s): make sure no other job writes %s", path, err.strerror, path)
     lock.seek(0)
     lock.truncate()
     job = os.environ.get("SLURM_JOB_ID")
