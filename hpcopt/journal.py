@@ -33,6 +33,7 @@ class Journal:
         self.path = path + ".journal"
         self.entries = _read(self.path)
         self._lock = threading.Lock()
+        self._latest = max((e.get("g", -1) for e in self.entries), default=-1)  # newest generation in the file
         self._file = open(self.path, "a", encoding="utf-8")
         self.write({"event": "session", "time": time.time(), "pid": os.getpid()})
 
@@ -41,6 +42,7 @@ class Journal:
         with self._lock:
             self._file.write(line)
             self._file.flush()
+            self._latest = max(self._latest, entry.get("g", -1))
 
     def started(self, generation, index, rank):
         self.write({"event": "start", "g": generation, "i": index, "rank": rank})
@@ -69,7 +71,9 @@ class Journal:
         """
         with self._lock:
             self._file.close()
-            kept = [e for e in _read(self.path) if e.get("g", keep_from) >= keep_from]
+            # usually nothing is kept (the checkpoint follows a complete generation): no need to read
+            later = self._latest >= keep_from
+            kept = [e for e in _read(self.path) if e.get("g", keep_from) >= keep_from] if later else []
             tmp = self.path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as f:
                 f.writelines(json.dumps(e) + "\n" for e in kept)
