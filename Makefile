@@ -40,10 +40,12 @@ test-slurm: install
 	tests/slurm/cluster.sh run $(BIN)/python -m pytest -q tests/test_slurm.py
 
 # Benchmarks: measured ratios, written to benchmarks/results/
-BENCHMARKS := zdt1_vs_bluepyopt evaluation_overhead memory
+BENCHMARKS := zdt1_vs_bluepyopt cmaes_vs_bluepyopt evaluation_overhead bluepyopt_run scheduler rank0_cost memory
 
+# Benchmarks: measured ratios, each written to benchmarks/results/, then benchmarks/RESULTS.md
 bench: install
 	for b in $(BENCHMARKS); do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	$(BIN)/python benchmarks/summary.py
 
 # A smoke run of the benchmarks (CI): asserts nothing about speed or quality, writes nothing
 bench-quick: install

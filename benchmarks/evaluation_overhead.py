@@ -28,8 +28,9 @@ evaluator is tests/bluepyopt_reference.py's (its L5PC example's code), timed thr
 the same evaluations with ``_integrate`` replaced by a plain ``h.run()`` (the reference
 "NEURON alone").
 
-This is a measurement: it prints (and writes to benchmarks/results/evaluation_overhead.md)
-the ratios and whether the targets are met, and exits 0 whether or not they are.
+This is a measurement: it prints (and writes to benchmarks/results/evaluation_overhead.md,
+and the targets as JSON to evaluation_overhead.json) the ratios and whether the targets are
+met, and exits 0 whether or not they are.
 
     python benchmarks/evaluation_overhead.py            # 20 (l5pc_like) / 50 (hh) evaluations per tool
     python benchmarks/evaluation_overhead.py --quick    # 3 / 6, about a minute
@@ -52,6 +53,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import targets as results_json
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
@@ -404,6 +406,30 @@ def versions():
     return {package: metadata.version(package) for package in packages}
 
 
+def target_rows(models, results):
+    """The targets as results_json rows (the same judgements as the report's Targets list)."""
+    rows = []
+    for model in models:
+        r = results.get((model, "hpcopt"), {"error": "not run"})
+        if "error" in r:
+            rows.append(results_json.target(f"`{model}`: hpcopt evaluation", "runs", f"failed: {r['error']}", False))
+            continue
+        s = summary(r)
+        rows.append(results_json.target(
+            f"`{model}`: share of an hpcopt evaluation not in NEURON's integration (CPU time: {pct(s['share_cpu'])})",
+            f"< {pct(SHARE_TARGET)}", pct(s["share"]), s["share"] < SHARE_TARGET))
+        if r["segments"] > 1:
+            rows.append(results_json.target(
+                f"`{model}` (multi-compartment): share not in integration (CPU time: {pct(s['share_cpu'])})",
+                f"< {pct(SHARE_TARGET_MULTI)}", pct(s["share"]), s["share"] < SHARE_TARGET_MULTI))
+        else:
+            rows.append(results_json.target(
+                f"`{model}` (single compartment): evaluation time / NEURON integration time "
+                f"(CPU time: {s['ratio_cpu']:.3f})", f"<= {HH_RATIO_TARGET}", f"{s['ratio']:.3f}",
+                s["ratio"] <= HH_RATIO_TARGET))
+    return rows
+
+
 def report(models, results, args, seconds_total, load):
     """The markdown report. models: {model: (sets, info)}; results: {(model, tool): child result}."""
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -631,12 +657,15 @@ def main():
                 line = r["error"] if "error" in r else (
                     f"{ms(summary(r)['total'])} ms per evaluation, {pct(summary(r)['share'])} not integration")
                 print(f"{model} {tool}: {line} ({r['seconds']:.1f} s)", file=sys.stderr)
-    text = report(models, results, args, time.perf_counter() - start, load)
+    seconds = time.perf_counter() - start
+    text = report(models, results, args, seconds, load)
     print(text)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(text, encoding="utf-8")
-        print(f"written to {RESULTS}", file=sys.stderr)
+        path = results_json.write("evaluation_overhead", RESULTS, target_rows(models, results), seconds=seconds,
+                                  load=(load[0], os.getloadavg()[0]), packages=tuple(versions()))
+        print(f"written to {RESULTS} and {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

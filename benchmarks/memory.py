@@ -12,7 +12,11 @@ with the number of evaluations.
     python benchmarks/memory.py                 # ~2,000 evaluations on 2 ranks
     python benchmarks/memory.py --quick         # ~300 evaluations (CI smoke test)
 
-Writes benchmarks/results/memory.md (unless --no-write). A measurement: exits 0.
+Target: flat memory, i.e. the largest growth of any rank is at most 5 % of its peak RSS
+(allocator noise stays within a few percent; a leak grows with the evaluations).
+
+Writes benchmarks/results/memory.md and memory.json (unless --no-write). A measurement:
+exits 0 whether or not the target is met.
 """
 
 import argparse
@@ -29,10 +33,13 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import targets
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "benchmarks" / "results" / "memory.md"
 POPULATION = 12
+GROWTH_TARGET = 0.05  # largest growth / peak RSS of any rank
 
 
 def rank_processes(mpiexec_pid):
@@ -102,6 +109,7 @@ def main():
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     evaluations = 300 if args.quick else args.evaluations
+    start, load = time.perf_counter(), os.getloadavg()
     samples, seconds, done = measure(args.ranks, evaluations)
     now = datetime.datetime.now(datetime.timezone.utc)
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("hpcopt", "neuron", "efel", "numpy", "h5py"))
@@ -128,14 +136,22 @@ def main():
         worst = max(worst, growth / max(values))
         lines.append(f"| {rank} | {len(values)} | {max(values):.1f} | {first:.1f} | {last:.1f} | {growth:+.1f} "
                      f"| {growth / max(values):+.1%} |")
+    met = worst <= GROWTH_TARGET
     lines += ["", f"Largest growth relative to the peak: **{worst:+.1%}** over {done} evaluations "
-                  "(flat means within a few percent, from allocator noise)."]
+                  "(flat means within a few percent, from allocator noise). "
+                  f"Target (<= {GROWTH_TARGET:.0%}): **{'met' if met else 'NOT met'}**."]
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(text)
-        print(f"written to {RESULTS}")
+        path = targets.write("memory", RESULTS, [targets.target(
+            f"memory per rank flat over {done} evaluations ({args.ranks} ranks, examples/hh): largest growth "
+            "between the second and the last quarter of the run, relative to the peak RSS",
+            f"<= {GROWTH_TARGET:.0%}", f"{worst:+.1%}", met)],
+            seconds=time.perf_counter() - start, load=(load[0], os.getloadavg()[0]),
+            packages=("hpcopt", "neuron", "efel", "numpy", "h5py"))
+        print(f"written to {RESULTS} and {path}")
 
 
 if __name__ == "__main__":

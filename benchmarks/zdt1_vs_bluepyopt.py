@@ -10,8 +10,9 @@ under ``mpiexec -n N``) and its points are read back from the run file. BluePyOp
 ``IBEADEAPOptimisation`` in this process with its defaults, an evaluator that records
 every point it is asked for, and ``offspring_size`` equal to hpcopt's population.
 
-This is a measurement: it prints (and writes to benchmarks/results/zdt1_hypervolume.md)
-the hypervolumes and the ratio of the medians, and exits 0 whether or not the target is met.
+This is a measurement: it prints (and writes to benchmarks/results/zdt1_hypervolume.md, and
+the target as JSON to zdt1_hypervolume.json) the hypervolumes and the ratio of the medians,
+and exits 0 whether or not the target is met.
 
     python benchmarks/zdt1_vs_bluepyopt.py            # 5 seeds, 2,000 evaluations
     python benchmarks/zdt1_vs_bluepyopt.py --quick    # 2 seeds (CI smoke test)
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import targets
 
 from hpcopt.testfunctions import zdt1
 
@@ -285,7 +287,7 @@ def main():
     generations = args.budget // args.population
     max_ngen = bluepyopt_generations(args.budget, args.population)
 
-    start = time.perf_counter()
+    start, load = time.perf_counter(), os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory(prefix="zdt1_bench_") as workdir:
         for seed in range(1, args.seeds + 1):
@@ -310,12 +312,19 @@ def main():
             print(f"seed {seed}: hpcopt {rows[-1]['hv_hpcopt']:.4f} ({s_hpcopt:.2f} s), "
                   f"BluePyOpt {rows[-1]['hv_bluepyopt']:.4f} ({s_bluepyopt:.2f} s)",
                   file=sys.stderr)
-    text = report(rows, args, max_ngen, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    text = report(rows, args, max_ngen, seconds)
     print(text)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(text, encoding="utf-8")
-        print(f"written to {RESULTS}", file=sys.stderr)
+        ratio = (statistics.median(row["hv_hpcopt"] for row in rows)
+                 / statistics.median(row["hv_bluepyopt"] for row in rows))
+        path = targets.write("zdt1_hypervolume", RESULTS, [targets.target(
+            f"IBEA on ZDT1 ({DIMENSION} variables, {args.budget} evaluations), median hypervolume over "
+            f"{len(rows)} seeds, hpcopt / BluePyOpt", ">= 1.0", f"{ratio:.4f}", ratio >= 1.0)],
+            seconds=seconds, load=(load[0], os.getloadavg()[0]), packages=("hpcopt", "bluepyopt", "deap", "numpy"))
+        print(f"written to {RESULTS} and {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

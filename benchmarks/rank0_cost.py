@@ -1,0 +1,388 @@
+"""Rank 0's cost per generation: the optimiser and the checkpoint, against the evaluations.
+
+Targets (from the project's issues): rank 0's own work per generation (everything it does
+between two generations' evaluations: ask, tell, building the generation's record, writing
+the checkpoint, rewriting the journal) is under 1 % of a generation whose evaluations take
+8 s on 1,000 ranks, i.e. share = rank-0 seconds / (8 + rank-0 seconds) < 1 %, early in a
+run (median over generations 1-5) and late (median over its last 5 generations), for
+- IBEA, population 1,000, offspring 1,000, 20 parameters, 35 objectives (an L5PC-sized
+  fit on 1,000 ranks), at generation 1 and after many generations (default 100: the run
+  file grows, and every checkpoint copies it);
+- CMA-ES, 20 parameters, 35 objectives (their sum is minimised), population 1,000 (one
+  evaluation per rank, as on 1,000 ranks), likewise. cma's default population for 20
+  parameters (12) is reported too, without a target (it would leave 988 of 1,000 ranks idle).
+
+How: hpcopt's real optimisation loop (``driver.Loop``) runs on a real run file in a
+temporary directory, made with ``driver.start`` from a config read by ``config.parse``
+and the generator from ``generators.create``, with a synthetic evaluator in place of the
+MPI one: it returns at once objectives of a smooth 35-objective function of the
+parameters plus noise, 5 % failed evaluations (penalty 250, an error text), 35 feature
+values per individual (as a cell model stores), and evaluation seconds around 8 s; it
+calls the journal callbacks as the MPI evaluator does. Wrapped in this process (hpcopt
+is not edited): the generator's ``ask``, ``tell`` (IBEA: of it ``ibea.indicator_matrix``)
+and ``state``, ``runfile.checkpoint``, the journal's ``clear``. Rank-0 seconds of a
+generation = the time from one generation's start to the next one's, minus the time in
+the evaluator (which on a cluster overlaps the evaluations: the journal lines written
+then are reported separately).
+
+This is a measurement: it prints (and writes to benchmarks/results/rank0_cost.md and
+rank0_cost.json) the shares and whether the targets are met, and exits 0 either way.
+
+    python benchmarks/rank0_cost.py            # 100 generations of each
+    python benchmarks/rank0_cost.py --quick    # 5 generations (CI smoke run)
+"""
+
+import argparse
+import functools
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import targets as results_json
+
+from hpcopt import config as configuration
+from hpcopt import driver, ibea, runfile
+from hpcopt.problem import FAILED, OK, Outcome, Problem
+
+RESULTS = Path(__file__).resolve().parent / "results" / "rank0_cost.md"
+DIMENSION, OBJECTIVES = 20, 35
+EVALUATION_SECONDS, RANKS = 8.0, 1000
+SHARE_TARGET = 0.01
+WINDOW = 5  # generations in the early and the late window of the targets
+FAILED_FRACTION = 0.05
+PENALTY = 250.0
+
+
+class SyntheticEvaluator:
+    """Stands in for parallel.Evaluator: ``map`` returns outcomes at once.
+
+    Objectives: 10 x the distance of the unit-cube point to one centre per objective, plus
+    N(0, 1) noise (so CMA-ES does not converge and stop), all PENALTY for FAILED_FRACTION of
+    the individuals (status failed, an error text). Features: one per objective, NaN where
+    failed. Evaluation seconds: lognormal around EVALUATION_SECONDS; ranks i % RANKS.
+    """
+
+    size = RANKS
+    abandoned = False
+
+    def __init__(self, problem, seed=7):
+        self.problem = problem
+        self.rng = np.random.default_rng(seed)
+        self.centres = self.rng.random((OBJECTIVES, problem.dimension))
+        self.compute = []  # seconds making outcomes, per map call
+        self.callbacks = []  # seconds in the journal callbacks, per map call
+
+    def map(self, X, todo=None, *, started=None, done=None, stopping=None, grace=0.0):
+        start = time.perf_counter()
+        todo = list(range(len(X))) if todo is None else list(todo)
+        U = (np.asarray(X) - self.problem.lower) / (self.problem.upper - self.problem.lower)
+        F = 10 * np.sqrt(((U[:, None, :] - self.centres[None]) ** 2).sum(axis=-1))
+        F += self.rng.standard_normal(F.shape)
+        failed = self.rng.random(len(X)) < FAILED_FRACTION
+        F[failed] = PENALTY
+        features = 1.7 * F + 3.0
+        features[failed] = np.nan
+        seconds = self.rng.lognormal(np.log(EVALUATION_SECONDS), 0.5, len(X))
+        outcomes = [
+            Outcome(F[i], FAILED, "NEURON: variable step integrator error (CVode-0x55d1 cvode_active)",
+                    features[i]) if failed[i] else Outcome(F[i], OK, "", features[i])
+            for i in range(len(X))
+        ]
+        middle = time.perf_counter()
+        results = {}
+        for i in todo:
+            rank = i % RANKS
+            started(i, rank)
+            done(i, outcomes[i], float(seconds[i]), rank)
+            results[i] = (outcomes[i], float(seconds[i]), rank)
+        end = time.perf_counter()
+        self.compute.append(middle - start)
+        self.callbacks.append(end - middle)
+        return results, []
+
+
+class Stopwatch:
+    """Seconds per (label, generation), accumulated by wrapped callables."""
+
+    def __init__(self, generation):
+        self.generation = generation  # () -> the generation a call belongs to
+        self.seconds = {}
+
+    def add(self, label, generation, seconds):
+        key = (label, generation)
+        self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+
+    def get(self, label, generation):
+        return self.seconds.get((label, generation), 0.0)
+
+    def wrap(self, function, label, offset=0):
+        """``function`` timed under ``label`` for the generation ``self.generation() + offset``."""
+
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            g = self.generation() + offset
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.add(label, g, time.perf_counter() - start)
+
+        return timed
+
+
+def measure(algorithm, population, generations, workdir):
+    """Run hpcopt's loop for ``generations`` generations; per-generation timings (list of dicts)."""
+    raw = {
+        "problem": {
+            "function": "rank0_cost:not_called",  # the synthetic evaluator replaces it
+            "parameters": {f"p{i:02d}": [0.0, 1.0] for i in range(DIMENSION)},
+            "objectives": [f"protocol{j // 7}.soma.feature{j:02d}" for j in range(OBJECTIVES)],
+        },
+        "optimizer": {"algorithm": algorithm, "population": population, "generations": generations, "seed": 1},
+    }
+    if algorithm == "ibea":
+        raw["optimizer"]["offspring"] = population
+    config = configuration.parse(raw, source=f"rank0_cost {algorithm}")
+    problem = Problem(config)
+    problem.features = tuple(config.problem.objectives)  # a cell model stores one feature per objective
+    path = str(Path(workdir) / f"{algorithm}_{population}.h5")
+    driver.start(path, config, problem, {"hpcopt_version": results_json.versions("hpcopt")["hpcopt"]})
+    evaluator = SyntheticEvaluator(problem)
+    loop = driver.Loop(path, config, problem, evaluator)
+
+    clock = Stopwatch(lambda: loop.generation)
+    marks = []  # perf_counter at the start of each generation (the state snapshot before ask)
+    writing = [False]
+    sizes = {}
+    generator = loop.generator
+    state = generator.state
+
+    def state_snapshot():
+        if writing[0]:
+            return state()
+        marks.append(time.perf_counter())
+        start = time.perf_counter()
+        try:
+            return state()
+        finally:
+            clock.add("snapshot", loop.generation, time.perf_counter() - start)
+
+    generator.state = state_snapshot
+    generator.ask = clock.wrap(generator.ask, "ask")
+    generator.tell = clock.wrap(generator.tell, "tell")
+    original_write = loop._write
+
+    def write(pending, generator_state=None):
+        writing[0] = True
+        start = time.perf_counter()
+        try:
+            return original_write(pending, generator_state)
+        finally:
+            writing[0] = False
+            clock.add("write", loop.generation - 1, time.perf_counter() - start)
+            sizes[loop.generation - 1] = os.path.getsize(path)
+
+    loop._write = write
+    loop.journal.clear = clock.wrap(loop.journal.clear, "journal_clear", offset=-1)
+    original_checkpoint = runfile.checkpoint
+    original_indicator = ibea.indicator_matrix
+    runfile.checkpoint = clock.wrap(original_checkpoint, "checkpoint", offset=-1)
+    ibea.indicator_matrix = clock.wrap(original_indicator, "indicator")
+    try:
+        loop.run()
+    finally:
+        runfile.checkpoint, ibea.indicator_matrix = original_checkpoint, original_indicator
+        loop.journal.close()
+    marks.append(time.perf_counter())
+
+    rows = []
+    for g in range(len(marks) - 1):
+        cycle = marks[g + 1] - marks[g]
+        rank0 = cycle - evaluator.compute[g] - evaluator.callbacks[g]
+        parts = {label: clock.get(label, g) for label in
+                 ("snapshot", "ask", "tell", "indicator", "write", "checkpoint", "journal_clear")}
+        rows.append({
+            "generation": g, **parts,
+            "other": rank0 - parts["snapshot"] - parts["ask"] - parts["tell"] - parts["write"],
+            "rank0": rank0, "callbacks": evaluator.callbacks[g], "file_mb": sizes.get(g, 0) / 2**20,
+            "share": rank0 / (EVALUATION_SECONDS + rank0),
+        })
+    return {"algorithm": algorithm, "population": population, "rows": rows, "generations": len(rows),
+            "stop_reason": loop.stop_reason, "state_bytes": state_size(state())}
+
+
+def state_size(state):
+    """Bytes of a generator's saved state (arrays, bytes and text)."""
+    total = 0
+    for value in state.values():
+        if isinstance(value, (bytes, str)):
+            total += len(value)
+        elif isinstance(value, np.ndarray):
+            total += value.nbytes
+    return total
+
+
+# ---------------------------------------------------------------- report
+
+
+def ms(seconds):
+    return f"{1000 * seconds:.1f}"
+
+
+def label(result):
+    if result["algorithm"] == "ibea":
+        return f"IBEA, population {result['population']}, offspring {result['population']}"
+    return f"CMA-ES, population {result['population']}"
+
+
+def window(rows):
+    """Medians over ``rows`` of every timing (a dict)."""
+    keys = ("rank0", "share", "tell", "ask", "checkpoint", "journal_clear", "write", "file_mb")
+    return {key: statistics.median(row[key] for row in rows) for key in keys}
+
+
+def picks(rows):
+    """Rows shown in the per-generation table: 0, 1, 2, then every tenth-ish, and the last."""
+    n = len(rows)
+    wanted = {0, 1, 2, n - 1} | {g for g in (5, 10, 20, 50, 75) if g < n} | set(range(0, n, max(1, n // 10)))
+    return [rows[g] for g in sorted(wanted)]
+
+
+def report(results, args, seconds_total, load):
+    now = results_json.now()
+    lines = [
+        "# Rank 0's cost per generation: optimiser and checkpoint",
+        "",
+        f"- Command: `{results_json.command()}`",
+        f"- Date (UTC): {now:%Y-%m-%d %H:%M:%S}",
+        f"- Machine: {results_json.machine()}",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in results_json.versions("hpcopt", "numpy", "cma", "h5py")
+                                   .items()),
+        f"- Load average (1 min) at the start and end: {load[0]:.2f}, {os.getloadavg()[0]:.2f}",
+        f"- Problem: {DIMENSION} parameters, {OBJECTIVES} objectives and {OBJECTIVES} features per individual, "
+        f"{FAILED_FRACTION:.0%} failed evaluations (penalty {PENALTY:g}, an error text); synthetic evaluator "
+        "(returns at once); run file and journal in a temporary directory "
+        f"({tempfile.gettempdir()}), checkpoint every generation (the default)",
+        f"- Scenario of the share: evaluations take {EVALUATION_SECONDS:g} s on {RANKS:,} ranks; share = rank-0 "
+        f"seconds / ({EVALUATION_SECONDS:g} + rank-0 seconds); target < {SHARE_TARGET:.0%}",
+        "- Rank-0 seconds of a generation: from its start (the generator-state snapshot before ask) to the next "
+        "one's, minus the time in the synthetic evaluator. Write = `Loop._write`: the state for the checkpoint, "
+        "`runfile.checkpoint` (copy the file, append the generation, replace the state, fsync, rename) and the "
+        "journal's rewrite. Other: the journal scan before evaluating, building the generation record, scores, "
+        "the log line.",
+        "",
+        "## Summary",
+        "",
+        f"Early: generations 1 to {WINDOW} (generation 0, IBEA's initial population, has no selection); late: "
+        f"the last {WINDOW}. Medians over each window (one generation's time is noisy on a shared machine).",
+        "",
+        "| run | generations | rank-0 ms: early / late | share: early / late | tell ms: early / late "
+        "| checkpoint ms: early / late | journal rewrite ms: early / late | run file MB: early / late "
+        "| generator state KiB | journal lines written during evaluations, ms (median) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows_json = []
+    for result in results:
+        rows = result["rows"]
+        early, late = window(rows[1:1 + WINDOW]), window(rows[-WINDOW:])
+        early["label"] = f"generations {rows[1]['generation']}-{rows[min(WINDOW, len(rows) - 1)]['generation']}"
+        late["label"] = f"generations {rows[-WINDOW:][0]['generation']}-{rows[-1]['generation']}"
+
+        def pair(key, unit=ms, early=early, late=late):
+            return f"{unit(early[key])} / {unit(late[key])}"
+
+        lines.append(
+            f"| {label(result)} | {len(rows)} | {pair('rank0')} | {pair('share', '{:.2%}'.format)} | {pair('tell')} "
+            f"| {pair('checkpoint')} | {pair('journal_clear')} | {pair('file_mb', '{:.1f}'.format)} "
+            f"| {result['state_bytes'] / 1024:.0f} | {ms(statistics.median(r['callbacks'] for r in rows))} |")
+        if result["population"] != args.population:
+            continue  # cma's default population: reported, no target
+        name = "IBEA" if result["algorithm"] == "ibea" else "CMA-ES"
+        sizing = (f"population = offspring = {result['population']}" if result["algorithm"] == "ibea"
+                  else f"population {result['population']}")
+        for w in (early, late):
+            rows_json.append(results_json.target(
+                f"rank 0's share of an 8 s generation on 1,000 ranks: {name} ({sizing}, d = {DIMENSION}, "
+                f"{OBJECTIVES} objectives), {w['label']} (median; run file {w['file_mb']:.0f} MB; rank 0 "
+                f"{ms(w['rank0'])} ms, of it tell {ms(w['tell'])}, checkpoint {ms(w['checkpoint'])}, journal "
+                f"rewrite {ms(w['journal_clear'])})", f"< {SHARE_TARGET:.0%}", f"{w['share']:.2%}",
+                w["share"] < SHARE_TARGET))
+    lines += ["", "Targets:", ""]
+    lines += [f"- {row['what']}: {row['measured']} {row['target']}: **{'met' if row['met'] else 'NOT met'}**"
+              for row in rows_json]
+    for result in results:
+        if result["stop_reason"]:
+            lines.append(f"- Note: {label(result)} stopped after {result['generations']} generations: "
+                         f"{result['stop_reason']}")
+    for result in results:
+        lines += [
+            "",
+            f"## {label(result)}: per generation (ms)",
+            "",
+            "| generation | snapshot (state) | ask | tell | of it indicator matrix | write | of it runfile.checkpoint "
+            "| of it journal rewrite | other | **rank 0** | share of an 8 s generation | run file MB "
+            "| journal lines during evaluations |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in picks(result["rows"]):
+            indicator = ms(row["indicator"]) if result["algorithm"] == "ibea" else ""
+            lines.append(
+                f"| {row['generation']} | {ms(row['snapshot'])} | {ms(row['ask'])} | {ms(row['tell'])} | {indicator} "
+                f"| {ms(row['write'])} | {ms(row['checkpoint'])} | {ms(row['journal_clear'])} | {ms(row['other'])} "
+                f"| **{ms(row['rank0'])}** | {row['share']:.2%} | {row['file_mb']:.1f} | {ms(row['callbacks'])} |")
+    lines += [
+        "",
+        "Generation 0 of IBEA is the initial population (no environmental selection in its tell); generation 1 "
+        "is the first with 1,000 offspring. Journal lines during evaluations: the `started` and `done` lines "
+        "(JSON, flushed) that rank 0's dispatcher thread writes while the evaluations run; on a cluster they "
+        "overlap the evaluations, so they are not in rank 0's seconds, but they take the GIL from rank 0's own "
+        "evaluation.",
+        "",
+        f"Whole benchmark: {seconds_total:.1f} s.",
+    ]
+    return "\n".join(lines) + "\n", rows_json
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--generations", type=int, default=100, help="generations of each run (default 100)")
+    parser.add_argument("--population", type=int, default=1000,
+                        help="IBEA population (= offspring) and CMA-ES population (default 1000)")
+    parser.add_argument("--quick", action="store_true", help="5 generations (CI smoke run)")
+    parser.add_argument("--no-write", action="store_true", help="do not write results/rank0_cost.{md,json}")
+    args = parser.parse_args()
+    if args.quick:
+        args.generations = 5
+    if args.generations < 2 or args.population < 2:
+        parser.error("--generations and --population must be >= 2")
+    logging.getLogger("hpcopt").setLevel(logging.ERROR)  # the loop's per-generation lines
+
+    start, load = time.perf_counter(), os.getloadavg()
+    default_cma = 4 + int(3 * np.log(DIMENSION))  # cma's default popsize
+    runs = [("ibea", args.population), ("cmaes", args.population), ("cmaes", default_cma)]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="rank0_cost_") as workdir:
+        for algorithm, population in runs:
+            result = measure(algorithm, population, args.generations, workdir)
+            results.append(result)
+            rows = result["rows"]
+            print(f"{label(result)}: rank 0 {ms(rows[1]['rank0'])} ms at generation 1, {ms(rows[-1]['rank0'])} ms "
+                  f"at generation {rows[-1]['generation']} ({rows[-1]['share']:.2%})", file=sys.stderr)
+    seconds = time.perf_counter() - start
+    text, rows = report(results, args, seconds, load)
+    print(text)
+    if not args.no_write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(text, encoding="utf-8")
+        path = results_json.write("rank0_cost", RESULTS, rows, seconds=seconds, load=(load[0], os.getloadavg()[0]),
+                                  packages=("hpcopt", "numpy", "cma", "h5py"))
+        print(f"written to {RESULTS} and {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
