@@ -1,6 +1,7 @@
 """Test problems whose behaviour the tests control (importable from tests/)."""
 
 import os
+import signal
 import time
 
 
@@ -21,9 +22,9 @@ def fails_sometimes(params):
 
 
 def dies_on_rank_1(params):
-    """Kills the whole process when evaluated on MPI rank 1 (a segfault stand-in)."""
+    """Segfaults (a real SIGSEGV, as a broken mechanism would) when evaluated on MPI rank 1."""
     if os.environ.get("PMI_RANK") == "1":
-        os._exit(139)
+        os.kill(os.getpid(), signal.SIGSEGV)
     time.sleep(0.01)
     return {"f1": params["x0"], "f2": params["x1"]}
 
@@ -38,7 +39,7 @@ def counted(params):
 
 
 def poisonous(params):
-    """Kills the process evaluating it (a segfault stand-in) when x0 == poison, the
+    """Segfaults the process evaluating it when x0 == poison, the
     first two times (counted in the file HPCOPT_TEST_LOG), so that clones of the
     poisonous individual in later generations do not crash a third job."""
     if params["x0"] == params["poison"]:
@@ -47,6 +48,6 @@ def poisonous(params):
         if crashes < 2:
             with open(log, "a") as f:
                 f.write("crash\n")
-            os._exit(139)
+            os.kill(os.getpid(), signal.SIGSEGV)
     time.sleep(0.02)
     return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}

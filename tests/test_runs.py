@@ -157,7 +157,7 @@ def test_kill_9_at_random_moments(tmp_path):
     rng = np.random.default_rng(2)
     env = {**os.environ, "PYTHONPATH": HERE}
     seen = []
-    for _ in range(8):
+    for _ in range(12):
         args = ["run", path, "-o", run] if not run.exists() else ["resume", run]
         command = [os.path.join(BIN, "mpiexec"), "-n", "2", sys.executable, "-m", "hpcopt", *map(str, args)]
         job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -178,4 +178,4 @@ def test_kill_9_at_random_moments(tmp_path):
             seen.append(n)
     hpcopt("resume", run, ranks=3)
     assert_same_results(run, tmp_path / "full.h5")
-    assert len(seen) >= 6
+    assert len(seen) >= 10
