@@ -14,7 +14,6 @@ Exit status: 0 done, 2 bad input (one line on stderr, nothing written),
 """
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -261,13 +260,7 @@ def _source(args):
         if args.generations is not None:
             raw["optimizer"]["generations"] = args.generations
         return args.runfile, raw, f"{args.runfile} (stored config)", None, True
-    try:
-        with open(args.config, encoding="utf-8") as f:
-            raw = json.load(f)
-    except OSError as err:
-        raise ConfigError(args.config, f"cannot read config: {err.strerror}") from err
-    except json.JSONDecodeError as err:
-        raise ConfigError(args.config, f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from err
+    raw = configuration.read_json(args.config)
     path = args.output or (raw.get("output") if isinstance(raw, dict) else None) or "run.h5"
     if not isinstance(path, str):
         raise ConfigError(f"{args.config}: output", f"expected a file path, found {path!r}")
@@ -422,13 +415,7 @@ def _evaluate(args):
 
     config = configuration.load(args.config)
     problem = Problem(config)
-    try:
-        with open(args.params, encoding="utf-8") as f:
-            given = json.load(f)
-    except OSError as err:
-        raise ConfigError(args.params, f"cannot read parameters: {err.strerror}") from err
-    except json.JSONDecodeError as err:
-        raise ConfigError(args.params, f"not valid JSON: {err.msg} at line {err.lineno}") from err
+    given = configuration.read_json(args.params, what="parameters")
     if not isinstance(given, dict):
         raise ConfigError(args.params, "expected an object {parameter name: value}")
     unknown = [name for name in given if name not in problem.names]
@@ -441,7 +428,9 @@ def _evaluate(args):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{args.params}: {name}", f"expected a number, found {value!r}")
     x = np.array([float(given[name]) for name in problem.names])
-    with _stdout_to_stderr():  # NEURON's C code prints (CVODE errors) must not mix into the JSON
+    from .nrn import stdout_redirected
+
+    with stdout_redirected(2):  # NEURON's C code prints (CVODE errors) must not mix into the JSON
         outcome = problem.evaluator()(x)
     result = {
         "status": STATUS_NAMES[outcome.status],
@@ -458,19 +447,6 @@ def _evaluate(args):
         for name, value in result["objectives"].items():
             print(f"  {name}: {value:.6g}")
     return 0
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def _validate(args):

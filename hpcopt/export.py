@@ -11,11 +11,9 @@ runs them (same stimuli, the same integrator steps), so its traces score what
 the run file stores for that individual.
 """
 
-import contextlib
 import json
 import os
 import pprint
-import sys
 import textwrap
 
 from . import __version__
@@ -153,28 +151,15 @@ def rebuild(run):
     process as a rank of the run built it (NEURON's prints go to stderr). One cell
     per process: nrn.Cell refuses a second one."""
     from . import config as configuration
+    from .nrn import stdout_redirected
     from .problem import Problem
 
     config = configuration.parse(run.config, source=f"{run.path} (stored config)")
     problem = Problem(config)
-    with stdout_to_stderr():
+    with stdout_redirected(2):
         problem.prepare()
         evaluator = problem.evaluator()
     return config.problem.model, evaluator
-
-
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """NEURON's C code prints to file descriptor 1, where the commands print their result."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def section_name(sec):

@@ -85,7 +85,7 @@ def neuron(comm=None):
         if library:
             os.environ["MPI_LIB_NRN_PATH"] = library
     os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")  # no "no DISPLAY" warning on every rank
-    with _stdout_silenced():  # NEURON prints "numprocs=N" into the job's output
+    with stdout_redirected():  # NEURON prints "numprocs=N" into the job's output
         from neuron import h
 
         if comm is not None:
@@ -108,17 +108,21 @@ def neuron(comm=None):
 
 
 @contextlib.contextmanager
-def _stdout_silenced():
+def stdout_redirected(fd=None):
+    """Send file descriptor 1 to ``fd`` (default /dev/null) for a while: NEURON's C code
+    prints there, where the commands print their results."""
     sys.stdout.flush()
     saved = os.dup(1)
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
+    null = os.open(os.devnull, os.O_WRONLY) if fd is None else None
+    os.dup2(null if fd is None else fd, 1)
     try:
         yield
     finally:
+        sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
-        os.close(null)
+        if null is not None:
+            os.close(null)
 
 
 def _mpi_library():

@@ -394,12 +394,13 @@ def _simulate(run, x):
     """(traces, CellModel, re-scored objectives) of the physical values ``x``, or
     (None, model, error message) when the simulation fails."""
     from . import nrn
-    from .export import rebuild, stdout_to_stderr
+    from .export import rebuild
+    from .nrn import stdout_redirected
 
     model, evaluator = rebuild(run)
     values = dict(evaluator.frozen)
     values.update(zip(run.parameter_names, map(float, x)))
-    with stdout_to_stderr():
+    with stdout_redirected(2):
         try:
             traces = evaluator.simulate(values)
         except nrn.SimulationError as err:
