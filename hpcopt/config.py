@@ -46,7 +46,7 @@ class FunctionProblem:
     features = ()  # a function gives objectives only
 
     def prepare(self):
-        pass
+        """Nothing to do once per run before the ranks import the function."""
 
     def evaluator(self, problem, comm=None):
         from .problem import FunctionEvaluator

@@ -17,6 +17,7 @@ Events: {"event": "session"}, {"event": "start", "g", "i", "rank"},
 "seconds", "rank"}, {"event": "abandoned", "g", "i"} (stopped on a signal: not a crash).
 """
 
+import contextlib
 import json
 import os
 import threading
@@ -108,10 +109,8 @@ class Journal:
 
 def remove(path):
     """Delete the journal of the run file ``path`` (a new run starts)."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path + ".journal")
-    except FileNotFoundError:
-        pass
 
 
 def _read(path):
