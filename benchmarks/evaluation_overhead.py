@@ -269,14 +269,7 @@ def child_hpcopt(spec, clock):
 
     # NEURON's h.run() alone on the same protocols: the chunked fadvance loop's cost.
     def plain_integrate(self, tstop, simulation, deadline):
-        h.tstop = tstop
-        h.cvode_active(1 if simulation.cvode else 0)
-        if simulation.cvode:
-            if simulation.atol:
-                h.CVode().atol(simulation.atol)
-        else:
-            h.dt = simulation.dt
-            h.steps_per_ms = 1.0 / simulation.dt
+        self.integrator(tstop, simulation)
         h.run()
 
     nrn.Cell._integrate = plain_integrate

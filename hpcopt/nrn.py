@@ -423,7 +423,8 @@ class Cell:
             traces[r.name] = (T, values)
         return traces
 
-    def _integrate(self, tstop, simulation, deadline):
+    def integrator(self, tstop, simulation):
+        """Set NEURON's integrator up for a run to ``tstop`` (CVODE or fixed dt)."""
         h = self.h
         h.tstop = tstop
         h.cvode_active(1 if simulation.cvode else 0)
@@ -433,6 +434,10 @@ class Cell:
         else:
             h.dt = simulation.dt
             h.steps_per_ms = 1.0 / simulation.dt
+
+    def _integrate(self, tstop, simulation, deadline):
+        h = self.h
+        self.integrator(tstop, simulation)
         try:
             h.stdinit()
             if simulation.cvode:
