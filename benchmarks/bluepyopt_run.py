@@ -331,9 +331,7 @@ def main():
     text, rows = report(args, hpcopt, bluepyopt, nested, checks, seconds, load)
     print(text)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text, encoding="utf-8")
-        path = results_json.write("bluepyopt_run", RESULTS, rows, seconds=seconds,
+        path = results_json.write("bluepyopt_run", RESULTS, text, rows, seconds=seconds,
                                   load=(load[0], os.getloadavg()[0]),
                                   packages=("hpcopt", "bluepyopt", "deap", "neuron", "efel", "mpi4py", "mpich"))
         print(f"written to {RESULTS} and {path}", file=sys.stderr)

@@ -223,9 +223,7 @@ def main():
     text, targets_rows = report(rows, args, population, seconds, load)
     print(text)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text, encoding="utf-8")
-        path = results_json.write("cmaes_rosenbrock", RESULTS, targets_rows, seconds=seconds,
+        path = results_json.write("cmaes_rosenbrock", RESULTS, text, targets_rows, seconds=seconds,
                                   load=(load[0], os.getloadavg()[0]),
                                   packages=("hpcopt", "cma", "bluepyopt", "deap", "numpy"))
         print(f"written to {RESULTS} and {path}", file=sys.stderr)

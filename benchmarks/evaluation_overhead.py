@@ -654,9 +654,7 @@ def main():
     text = report(models, results, args, seconds, load)
     print(text)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text, encoding="utf-8")
-        path = results_json.write("evaluation_overhead", RESULTS, target_rows(models, results), seconds=seconds,
+        path = results_json.write("evaluation_overhead", RESULTS, text, target_rows(models, results), seconds=seconds,
                                   load=(load[0], os.getloadavg()[0]), packages=tuple(versions()))
         print(f"written to {RESULTS} and {path}", file=sys.stderr)
 

@@ -143,9 +143,7 @@ def main():
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(text)
-        path = targets.write("memory", RESULTS, [targets.target(
+        path = targets.write("memory", RESULTS, text, [targets.target(
             f"memory per rank flat over {done} evaluations ({args.ranks} ranks, examples/hh): largest growth "
             "between the second and the last quarter of the run, relative to the peak RSS",
             f"<= {GROWTH_TARGET:.0%}", f"{worst:+.1%}", met)],

@@ -377,10 +377,8 @@ def main():
     text, rows = report(results, args, seconds, load)
     print(text)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text, encoding="utf-8")
-        path = results_json.write("rank0_cost", RESULTS, rows, seconds=seconds, load=(load[0], os.getloadavg()[0]),
-                                  packages=("hpcopt", "numpy", "cma", "h5py"))
+        path = results_json.write("rank0_cost", RESULTS, text, rows, seconds=seconds,
+                                  load=(load[0], os.getloadavg()[0]), packages=("hpcopt", "numpy", "cma", "h5py"))
         print(f"written to {RESULTS} and {path}", file=sys.stderr)
 
 

@@ -366,9 +366,7 @@ def main():
     text, rows = report(results, args, seconds, load)
     print(text)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text, encoding="utf-8")
-        path = results_json.write("scheduler", RESULTS, rows, seconds=seconds, load=(load[0], os.getloadavg()[0]),
+        path = results_json.write("scheduler", RESULTS, text, rows, seconds=seconds, load=(load[0], os.getloadavg()[0]),
                                   packages=("hpcopt", "mpi4py", "mpich", "numpy"))
         print(f"written to {RESULTS} and {path}", file=sys.stderr)
 

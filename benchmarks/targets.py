@@ -68,11 +68,11 @@ def target(what, target, measured, met):
     return {"what": what, "target": target, "measured": measured, "met": bool(met)}
 
 
-def write(name, report, targets, *, seconds=None, load=None, packages=(), extra=None):
-    """Write results/<name>.json; returns its path.
-
-    report: the path (or name) of the detailed markdown report; targets: target() rows.
-    """
+def write(name, report, text, targets, *, seconds=None, load=None, packages=(), extra=None):
+    """Write the markdown ``text`` to ``report`` and results/<name>.json; returns the
+    JSON's path. targets: target() rows."""
+    Path(report).parent.mkdir(parents=True, exist_ok=True)
+    Path(report).write_text(text, encoding="utf-8")
     data = {
         "benchmark": name,
         "command": command(),

@@ -316,11 +316,9 @@ def main():
     text = report(rows, args, max_ngen, seconds)
     print(text)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text, encoding="utf-8")
         ratio = (statistics.median(row["hv_hpcopt"] for row in rows)
                  / statistics.median(row["hv_bluepyopt"] for row in rows))
-        path = targets.write("zdt1_hypervolume", RESULTS, [targets.target(
+        path = targets.write("zdt1_hypervolume", RESULTS, text, [targets.target(
             f"IBEA on ZDT1 ({DIMENSION} variables, {args.budget} evaluations), median hypervolume over "
             f"{len(rows)} seeds, hpcopt / BluePyOpt", ">= 1.0", f"{ratio:.4f}", ratio >= 1.0)],
             seconds=seconds, load=(load[0], os.getloadavg()[0]), packages=("hpcopt", "bluepyopt", "deap", "numpy"))
