@@ -339,10 +339,10 @@ def _lock(path, fresh=False):
 
 
 def _remove_stale_temporaries(path):
-    """Temporary files of checkpoints that a killed job did not finish (we hold the lock)."""
+    """Temporary and shadow files of checkpoints a killed job left (we hold the lock)."""
     directory, name = os.path.split(os.path.abspath(path))
     for entry in os.listdir(directory):
-        if entry.startswith(f".{name}.tmp"):
+        if entry.startswith(f".{name}.tmp") or entry in (f".{name}.shadow", f".{name}.previous"):
             os.unlink(os.path.join(directory, entry))
 
 

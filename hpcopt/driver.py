@@ -75,6 +75,7 @@ class Loop:
         self.failures = state["failures"]
         self.stop_reason = state["stop_reason"]
         self.journal = Journal(path)
+        self.writer = runfile.Writer(path)
         self.reused = 0
         self.signal_time = None
 
@@ -84,6 +85,7 @@ class Loop:
             return self._run()
         finally:
             self.journal.close()
+            self.writer.close()
 
     def _run(self):
         budget = self.config.optimizer.generations
@@ -219,7 +221,7 @@ class Loop:
         )
         if generator_state is not None:
             state["generator"] = generator_state
-        runfile.checkpoint(self.path, pending, state, {"config": json.dumps(self.config.resolved())})
+        self.writer.checkpoint(pending, state, {"config": json.dumps(self.config.resolved())})
         self.journal.clear(keep_from=self.generation)
 
     def _progress(self, record, session_start, first_generation, budget):

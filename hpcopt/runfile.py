@@ -1,12 +1,15 @@
 """The HDF5 run file: the only module that imports h5py.
 
-Every write is atomic: the new file is written beside the old one under a
-temporary name, fsynced, and renamed over it with ``os.replace`` (then the
-directory is fsynced). A kill -9 at any instant leaves either the previous file
-or the new one, both complete. Readers (``hpcopt status``, a user's h5py
+Every write is atomic: the new file is written beside the old one under another
+name, fsynced, and renamed over it with ``os.replace`` (then the directory is
+fsynced). A kill -9 at any instant leaves either the previous file or the new
+one, both complete. Checkpoints update a shadow file in place rather than copying
+the history (Writer). Readers (``hpcopt status``, a user's h5py
 session) never see a half-written file. Layout: docs/runfile.md.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -69,27 +72,124 @@ def create(path, attrs, lower, upper, state):
 
 
 def checkpoint(path, records, state, attrs=None):
-    """Append the Generation ``records`` and replace the state, atomically.
+    """One checkpoint with a fresh Writer (a full copy): see Writer.checkpoint."""
+    writer = Writer(path)
+    try:
+        writer.checkpoint(records, state, attrs)
+    finally:
+        writer.close()
 
-    state: {"generator": dict from the generator's state(), other keys: scalars};
-    attrs: root attributes to set (e.g. an updated config).
 
-    The old file is copied by the operating system (no HDF5 object is rewritten),
-    the new generations are appended to the copy and the state is overwritten in
-    place, so a checkpoint costs a file copy plus what is new, and the file does
-    not grow by a state per checkpoint.
+class Writer:
+    """Writes the checkpoints of the run file ``path``, each an atomic switch from
+    one complete file to the next, at a cost that does not grow with the history.
+
+    Two files take turns: the run file and a shadow beside it (``.NAME.shadow``)
+    that holds the checkpoint before. A checkpoint brings the shadow up to date
+    in place (copies from the run file the generations it lacks, appends the new
+    ones, overwrites the state), fsyncs it, and swaps the two names: the run file
+    is always one complete checkpoint or the next. The shadow is trusted only by
+    the Writer that wrote it: the first checkpoint of a process copies the whole
+    file, and so does one that finds the shadow open in a reader (h5py holds a
+    shared lock on what it reads; ``hpcopt status`` too) - a reader that opened
+    the run file before the previous checkpoint keeps its snapshot unchanged. On
+    a filesystem without hard links every checkpoint copies the whole file.
+    ``close()`` removes the shadow.
     """
 
-    def build(tmp):
-        shutil.copyfile(path, tmp)
-        with h5py.File(tmp, "r+") as f:
-            _set_attrs(f, {**{k: _plain(v) for k, v in f.attrs.items()}, **(attrs or {})})
-            generations = f["generations"]
-            for record in records:
-                _write_generation(generations.create_group(generation_name(record.index)), record)
-            _write_state(f, state)
+    def __init__(self, path):
+        self.path = str(path)
+        directory, name = os.path.split(os.path.abspath(self.path))
+        self.directory = directory
+        self.shadow = os.path.join(directory, f".{name}.shadow")
+        self._previous = os.path.join(directory, f".{name}.previous")
+        self._trusted = False  # the shadow holds the checkpoint before the run file's, written here
+        self.copied = 0  # checkpoints that copied the whole file (tests and benchmarks read it)
 
-    _atomic_write(path, build)
+    def checkpoint(self, records, state, attrs=None):
+        """Append the Generation ``records`` and replace the state, atomically.
+
+        state: {"generator": dict from the generator's state(), other keys: scalars};
+        attrs: root attributes to set (e.g. an updated config).
+        """
+        lock = self._claim_shadow()
+        try:
+            if lock is None:
+                self._copy_whole()
+            with h5py.File(self.shadow, "r+", locking=False) as f:
+                with h5py.File(self.path, "r", locking=False) as current:
+                    _set_attrs(f, {**{k: _plain(v) for k, v in current.attrs.items()}, **(attrs or {})})
+                    have, latest = f["generations"], current["generations"]
+                    for name in latest:
+                        if name not in have:
+                            current.copy(latest[name], have, name=name)
+                generations = f["generations"]
+                for record in records:
+                    _write_generation(generations.create_group(generation_name(record.index)), record)
+                _write_state(f, state)
+            _fsync(self.shadow)
+        except BaseException:
+            self._trusted = False
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.shadow)
+            raise
+        finally:
+            if lock is not None:
+                os.close(lock)
+        self._swap()
+
+    def _claim_shadow(self):
+        """A descriptor holding an exclusive lock on a trusted shadow nobody reads,
+        else None (the shadow must be made again)."""
+        if not self._trusted:
+            return None
+        try:
+            fd = os.open(self.shadow, os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a reader has the previous checkpoint open: leave it its snapshot
+            os.close(fd)
+            return None
+        except OSError:  # no locks on this filesystem (readers there must not hold the file open)
+            pass
+        return fd
+
+    def _copy_whole(self):
+        self.copied += 1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.shadow)  # a reader keeps its snapshot: only the name goes
+        shutil.copyfile(self.path, self.shadow)
+
+    def _swap(self):
+        """The shadow becomes the run file; the run file's old content the shadow."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._previous)
+        try:
+            os.link(self.path, self._previous)
+            linked = True
+        except OSError:  # no hard links here: no shadow is kept
+            linked = False
+        os.replace(self.shadow, self.path)
+        if linked:
+            os.replace(self._previous, self.shadow)
+        self._trusted = linked
+        _fsync(self.directory)
+
+    def close(self):
+        """Remove the shadow (a later process would not trust it)."""
+        self._trusted = False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.shadow)
+
+
+def _fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_generation(group, g):
@@ -161,21 +261,13 @@ def _atomic_write(path, build):
     tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
     try:
         build(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(directory)
 
 
 # ---------------------------------------------------------------- reading

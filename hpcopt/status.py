@@ -12,7 +12,9 @@ runfile.RunFile and deletes it. The job never sees the reader.
 Nothing here imports h5py (runfile.py does); the journal is plain JSON lines.
 """
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -184,6 +186,8 @@ def _copy(path, copy, attempts=5):
     for attempt in range(attempts):
         try:
             with open(path, "rb") as source, open(copy, "wb") as target:
+                with contextlib.suppress(OSError):  # as h5py does: the writer then leaves this file alone
+                    fcntl.flock(source, fcntl.LOCK_SH | fcntl.LOCK_NB)
                 shutil.copyfileobj(source, target, 1 << 22)
             return
         except OSError as err:

@@ -1,6 +1,8 @@
 """The run file: required layout, checkpoint cadence, atomic writes, best."""
 
 import json
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -72,13 +74,13 @@ def test_checkpoint_cadence(tmp_path, monkeypatch, every, generations, writes):
     """The file is written after every k-th generation, when s seconds have passed
     since the last write, and after the last generation."""
     seen = []
-    real = runfile.checkpoint
+    real = runfile.Writer.checkpoint
 
-    def spy(path, records, state, attrs=None):
+    def spy(writer, records, state, attrs=None):
         seen.append(state["next_generation"])
-        real(path, records, state, attrs)
+        real(writer, records, state, attrs)
 
-    monkeypatch.setattr(runfile, "checkpoint", spy)
+    monkeypatch.setattr(runfile.Writer, "checkpoint", spy)
     from hpcopt import config as configuration
     from hpcopt import driver
     from hpcopt.problem import Problem
@@ -150,3 +152,113 @@ def test_generation_index_past_the_end(run):
         assert r.generation(-1).index == 3
         with pytest.raises(RunFileError, match="generation 4 does not exist"):
             r.generation(4)
+
+
+def _record(index, n=5, d=2, m=3):
+    rng = np.random.default_rng(index)
+    return runfile.Generation(
+        index=index, parameters=rng.random((n, d)), objectives=rng.random((n, m)), scores=rng.random(n),
+        eval_seconds=rng.random(n), ranks=np.arange(n, dtype=np.int32), status=np.zeros(n, dtype=np.uint8),
+        errors=[""] * n, start_time=float(index), end_time=index + 0.5, features=rng.random((n, 4)),
+    )
+
+
+def _state(index):
+    return {"algorithm": "ibea", "next_generation": index + 1,
+            "generator": {"rng": bytes([index % 256]) * (10 + index), "x": np.full(3, float(index))}}
+
+
+def _contents(path):
+    """Everything in a run file, as plain values (the state's generator included)."""
+    with runfile.RunFile(path) as r:
+        generations = [r.generation(i) for i in range(len(r))]
+        return r.attrs, r.state(), [(g.index, g.parameters.tolist(), g.objectives.tolist(), g.features.tolist(),
+                                     g.errors, g.start_time) for g in generations]
+
+
+def _same_state(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        if key == "generator":
+            assert a[key].keys() == b[key].keys()
+            for k in a[key]:
+                assert np.array_equal(a[key][k], b[key][k]) if isinstance(a[key][k], np.ndarray) else a[key][k] == b[key][k]
+        else:
+            assert a[key] == b[key]
+
+
+def test_writer_appends_without_copying_and_equals_full_copies(tmp_path):
+    """After the first checkpoint the Writer copies nothing whole; every checkpoint
+    holds exactly what checkpoints made by whole-file copies hold."""
+    shadowed, copied = tmp_path / "a" / "run.h5", tmp_path / "b" / "run.h5"
+    for path in (shadowed, copied):
+        path.parent.mkdir()
+        runfile.create(path, {"config": "{}"}, np.zeros(2), np.ones(2), _state(-1))
+    writer = runfile.Writer(shadowed)
+    for g in range(0, 12, 2):
+        records = [_record(g), _record(g + 1)]
+        writer.checkpoint(records, _state(g + 1), {"config": json.dumps({"g": g})})
+        runfile.checkpoint(copied, records, _state(g + 1), {"config": json.dumps({"g": g})})
+        a, b = _contents(shadowed), _contents(copied)
+        assert a[0] == b[0] and a[2] == b[2] and len(a[2]) == g + 2
+        _same_state(a[1], b[1])
+    assert writer.copied == 1
+    assert (tmp_path / "a" / ".run.h5.shadow").exists()
+    writer.close()
+    assert sorted(p.name for p in shadowed.parent.iterdir()) == ["run.h5"]
+    assert sorted(p.name for p in copied.parent.iterdir()) == ["run.h5"]
+    # the shadow's in-place updates do not make the file grow beyond the copies' size
+    assert shadowed.stat().st_size <= 1.1 * copied.stat().st_size
+
+
+def test_a_reader_keeps_its_snapshot_across_checkpoints(tmp_path):
+    """A user's h5py session (another process) that opened the run file keeps reading
+    the checkpoint it opened while the job writes more (the Writer then copies)."""
+    path = tmp_path / "run.h5"
+    runfile.create(path, {}, np.zeros(2), np.ones(2), _state(-1))
+    writer = runfile.Writer(path)
+    writer.checkpoint([_record(0)], _state(0))
+    writer.checkpoint([_record(1)], _state(1))
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        opened = json.loads(reader.stdout.readline())  # default HDF5 file locking, as a user gets it
+        for g in range(2, 6):
+            writer.checkpoint([_record(g)], _state(g))
+        later, _ = reader.communicate("\n", timeout=60)
+    finally:
+        reader.kill()
+    assert json.loads(later) == opened == {"generations": ["000000", "000001"], "next": 2,
+                                           "x": _record(1).parameters.tolist()}
+    assert writer.copied == 2  # the first checkpoint, and the one that found the reader on the shadow
+    writer.checkpoint([_record(6)], _state(6))
+    assert writer.copied == 2
+    assert _contents(path)[1]["next_generation"] == 7 and len(_contents(path)[2]) == 7
+
+
+READER = """
+import json, sys, h5py
+f = h5py.File(sys.argv[1], "r")
+def show():
+    print(json.dumps({"generations": sorted(f["generations"]), "next": int(f["state"].attrs["next_generation"]),
+                      "x": f["generations/000001/parameters"][()].tolist()}), flush=True)
+show()
+sys.stdin.readline()
+show()
+"""
+
+
+def test_a_failed_checkpoint_after_shadowed_ones_keeps_the_file(tmp_path):
+    path = tmp_path / "run.h5"
+    runfile.create(path, {}, np.zeros(2), np.ones(2), _state(-1))
+    writer = runfile.Writer(path)
+    writer.checkpoint([_record(0)], _state(0))
+    writer.checkpoint([_record(1)], _state(1))
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        writer.checkpoint([_record(2)], {"algorithm": "ibea", "generator": {"bad": object()}})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5"]
+    writer.checkpoint([_record(2)], _state(2))
+    assert len(_contents(path)[2]) == 3 and writer.copied == 2
