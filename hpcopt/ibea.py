@@ -6,12 +6,65 @@ mutation (Deb's operators, as in ``deap.tools``). Everything lives in the unit c
 U is an (n, d) array of unit-cube points, F the (n, m) array of their objectives (minimised).
 """
 
+import concurrent.futures
 import json
 import math
+import os
 
 import numpy as np
 
-_BLOCK_ROWS = 128  # rows of the indicator matrix built at once: 128 x n floats
+_BLOCK_ROWS = 64  # rows of the indicator matrix built at once (64 x n floats)
+_THREADS_FROM = 256  # individuals; below this one thread is faster than several
+
+
+def _threads():
+    """Threads for the indicator matrix: the cores this process may run on (rank 0's
+    workers sleep while it tells, so on a workstation they are idle), at most 8.
+    numpy lets go of the GIL inside ufuncs, so the blocks run in parallel."""
+    return max(1, min(8, len(os.sched_getaffinity(0))))
+
+
+def _normalised_columns(F):
+    """Objectives normalised to [0, 1] over F, one contiguous single-precision row per
+    objective (m, n)."""
+    low = F.min(axis=0)
+    span = F.max(axis=0) - low
+    Fn = np.divide(F - low, span, out=np.zeros(F.shape), where=span > 0)
+    return np.ascontiguousarray(Fn.T, dtype=np.float32)
+
+
+def _by_blocks(F, finish):
+    """(n, n) float64 array: each block of rows of the indicator matrix is built in
+    single precision, then ``finish(block, out_rows)`` writes its rows of the result.
+    Blocks go to several threads."""
+    columns = _normalised_columns(F)
+    n = len(F)
+    out = np.empty((n, n))
+    starts = range(0, n, _BLOCK_ROWS)
+    threads = _threads() if n >= _THREADS_FROM else 1
+
+    def work(first):
+        rows = np.empty((_BLOCK_ROWS, n), dtype=np.float32)
+        scratch = np.empty_like(rows)
+        for start in starts[first::threads]:
+            block = rows[:min(_BLOCK_ROWS, n - start)]
+            _indicator_rows(columns, start, block, scratch[:len(block)])
+            finish(block, out[start:start + len(block)])
+
+    if threads == 1:
+        work(0)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(threads)))
+    return out
+
+
+def _indicator_rows(columns, start, rows, scratch):
+    """rows[a, b] = max_i (f_i(start + a) - f_i(b)) from the normalised ``columns`` (m, n)."""
+    rows.fill(-np.inf)
+    for f in columns:
+        np.subtract.outer(f[start:start + len(rows)], f, out=scratch)
+        np.maximum(rows, scratch, out=rows)
 
 
 def indicator_matrix(F):
@@ -20,20 +73,12 @@ def indicator_matrix(F):
     Objectives are first normalised to [0, 1] over F (an objective with zero range becomes
     0). Returns the (n, n) array I with I[a, b] = max_i (f_i(a) - f_i(b)): how far a must
     be shifted to weakly dominate b. Built by blocks of rows, one objective at a time
-    (never as (n, n, m)), so that each block stays in cache.
+    (never as (n, n, m)), so that each block stays in cache, by several threads, and in
+    single precision: the normalised objectives are rounded to 24 significant bits (1 part
+    in 10^7, far below any difference that matters to a fit) and I is exact for them up to
+    one rounding. That halves the time of IBEA's dominant cost.
     """
-    low = F.min(axis=0)
-    span = F.max(axis=0) - low
-    Fn = np.divide(F - low, span, out=np.zeros(F.shape), where=span > 0)
-    I = np.full((len(F), len(F)), -np.inf)
-    difference = np.empty((min(_BLOCK_ROWS, len(F)), len(F)))
-    for start in range(0, len(F), _BLOCK_ROWS):
-        rows = I[start:start + _BLOCK_ROWS]
-        block = difference[:len(rows)]
-        for f in Fn.T:
-            np.subtract.outer(f[start:start + _BLOCK_ROWS], f, out=block)
-            np.maximum(rows, block, out=rows)
-    return I
+    return _by_blocks(F, lambda block, out: np.copyto(out, block))
 
 
 def _losses(F, kappa):
@@ -42,11 +87,15 @@ def _losses(F, kappa):
     The paper's c, the largest |I| over all pairs, is 1 here: on normalised objectives the
     best and the worst point of a varying objective are exactly 1 apart, and no pair is
     further apart (c = 0, when nothing varies, counts as 1 too). The IBEA fitness of x is
-    ``-L[:, x].sum()``; removing y adds ``L[y, x]`` back.
+    ``-L[:, x].sum()``; removing y adds ``L[y, x]`` back. Each block of I becomes its
+    block of L (double precision from here on) while it is still in cache.
     """
-    L = indicator_matrix(F)
-    L /= -kappa
-    np.exp(L, out=L)
+
+    def finish(block, out):
+        np.divide(block, -kappa, out=out, dtype=np.float64)
+        np.exp(out, out=out)
+
+    L = _by_blocks(F, finish)
     np.fill_diagonal(L, 0.0)
     return L
 
@@ -74,10 +123,13 @@ def _select(F, keep, kappa):
     L = _losses(F, kappa)
     fit = -L.sum(axis=0)
     alive = np.ones(len(F), dtype=bool)
+    ranked = fit.copy()  # fit, +inf where removed
     for _ in range(len(F) - keep):
-        worst = int(np.argmin(np.where(alive, fit, np.inf)))
+        worst = int(np.argmin(ranked))
         alive[worst] = False
         fit += L[worst]
+        ranked += L[worst]
+        ranked[worst] = np.inf
     kept = np.flatnonzero(alive)
     return kept, fit[kept]
 

@@ -49,6 +49,22 @@ HAND_I = np.array([
 ])
 
 
+# The indicator is built in single precision (ibea.indicator_matrix): an error in I of
+# 2**-23 becomes a relative error of 2**-23 / kappa in exp(-I / kappa).
+SINGLE = 2.0 ** -23 / 0.05
+
+
+def test_single_precision_indicator_is_within_one_rounding():
+    rng = np.random.default_rng(3)
+    F = rng.random((300, 7)) * rng.random(7) * 100
+    F[::13] = 250.0
+    low, span = F.min(axis=0), F.max(axis=0) - F.min(axis=0)
+    Fn = (F - low) / span
+    exact = (Fn[:, None, :] - Fn[None, :, :]).max(axis=2)
+    error = np.abs(indicator_matrix(F) - exact).max()
+    assert 0 < error <= 2.0 ** -23
+
+
 def test_indicator_matrix_by_hand():
     assert np.allclose(indicator_matrix(HAND_F), HAND_I, rtol=0, atol=1e-15)
 
@@ -68,7 +84,7 @@ def test_fitness_and_selection_by_hand():
         e(-20) + e(-10) + e(-15),  # c: from a (1), b (.5), d (.75)
         e(-5) + e(5) + e(-5),  # d: from a (.25), b (-.25), c (.25)
     ])
-    assert np.allclose(fitness(HAND_F, 0.05), expected, rtol=1e-12, atol=0)
+    assert np.allclose(fitness(HAND_F, 0.05), expected, rtol=SINGLE, atol=0)
     # d has the smallest fitness and goes first.
     assert list(environmental_selection(HAND_F, 3, 0.05)) == [0, 1, 2]
     # Then a and c get back e(-15), b gets back e(-5): b at -2 e(-10) is now the worst.
@@ -83,7 +99,7 @@ def test_selection_updates_fitness_after_each_removal():
     # I(y, s): a .7, c .25, p .2, q .2; I(y, p): a .5, c .5, q 0, s .25; the same for q.
     s = -(e(-14) + e(-5) + 2 * e(-4))
     p = -(2 * e(-10) + 1 + e(-5))
-    assert fitness(F, 0.05)[[2, 3, 4]] == pytest.approx([p, p, s], rel=1e-12)
+    assert fitness(F, 0.05)[[2, 3, 4]] == pytest.approx([p, p, s], rel=SINGLE)
     # p goes first (tie with q, lower index). Without p, q is back at -(2 e(-10) + e(-5))
     # and s at -(e(-14) + e(-5) + e(-4)): s, not q, goes next.
     assert list(environmental_selection(F, 3, 0.05)) == [0, 1, 3]
@@ -92,7 +108,7 @@ def test_selection_updates_fitness_after_each_removal():
 def test_kappa_scales_the_fitness():
     # kappa = 0.1: each term is -exp(-10 I(y, x)); d: from a (.25), b (-.25), c (.25).
     d = -(2 * math.exp(-2.5) + math.exp(2.5))
-    assert fitness(HAND_F, 0.1)[3] == pytest.approx(d, rel=1e-12)
+    assert fitness(HAND_F, 0.1)[3] == pytest.approx(d, rel=SINGLE)
 
 
 def test_selection_ties_remove_the_lowest_index():
