@@ -181,8 +181,8 @@ def _same_state(a, b):
     for key in a:
         if key == "generator":
             assert a[key].keys() == b[key].keys()
-            for k in a[key]:
-                assert np.array_equal(a[key][k], b[key][k]) if isinstance(a[key][k], np.ndarray) else a[key][k] == b[key][k]
+            for k, value in a[key].items():
+                assert np.array_equal(value, b[key][k]) if isinstance(value, np.ndarray) else value == b[key][k]
         else:
             assert a[key] == b[key]
 
