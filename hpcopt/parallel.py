@@ -22,6 +22,7 @@ from collections import deque
 from mpi4py import MPI
 
 TASK, RESULT, STOP = 1, 2, 3
+END = "end of work"  # what a ``take`` returns once nothing more will come
 MAX_SLEEP = 0.002  # seconds; bounds the latency a finished rank waits for new work
 SWITCH_INTERVAL = 0.0002  # seconds; how soon rank 0's dispatcher thread gets the GIL
 
@@ -107,54 +108,88 @@ class Evaluator:
         Returns ({i: (Outcome, seconds, rank)} of the completed rows, [abandoned rows]).
         """
         queue = deque(range(len(X)) if todo is None else todo)
-        stopping = stopping or (lambda: False)
         started = started or (lambda i, rank: None)
         done = done or (lambda i, outcome, seconds, rank: None)
         results, lock = {}, threading.Lock()
 
         def take(rank):
             with lock:
-                if not queue or stopping():
-                    return None
+                if not queue:
+                    return END
                 i = queue.popleft()
             started(i, rank)
-            return i
+            return i, X[i]
 
         def finish(i, outcome, seconds, rank):
             results[i] = (outcome, seconds, rank)
             done(i, outcome, seconds, rank)
 
+        abandoned = self.stream(take, finish, stopping=stopping, grace=grace)
+        return results, abandoned
+
+    def stream(self, take, done, *, stopping=None, grace=0.0):
+        """Evaluate whatever ``take`` hands out, on every rank, until it has no more.
+
+        take(rank) -> (key, x) for ``rank`` to evaluate now, None when nothing is ready
+        yet (it is asked again shortly), or END once nothing more will come; called from
+        two threads. done(key, outcome, seconds, rank) as each evaluation finishes (from
+        two threads). Once ``stopping()`` is true no new evaluation starts, and those in
+        flight on other ranks are waited for at most ``grace`` seconds, then abandoned.
+        Rank 0 evaluates too, in this thread.
+
+        Returns [keys of abandoned evaluations].
+        """
+        stopping = stopping or (lambda: False)
         failure, abandoned = [], []
         dispatcher = None
         if self.size > 1:
             dispatcher = threading.Thread(
-                target=self._dispatch, args=(X, take, finish, stopping, grace, failure, abandoned), daemon=True
+                target=self._dispatch, args=(take, done, stopping, grace, failure, abandoned), daemon=True
             )
             dispatcher.start()
-        while (i := take(0)) is not None:
+        delay = 1e-5
+        while not stopping() and not failure:
+            task = take(0)
+            if task is END:
+                break
+            if task is None:
+                time.sleep(delay)
+                delay = min(2 * delay, MAX_SLEEP)
+                continue
+            delay = 1e-5
+            key, x = task
             start = time.perf_counter()
-            outcome = self.evaluate(X[i])
-            finish(i, outcome, time.perf_counter() - start, 0)
+            outcome = self.evaluate(x)
+            done(key, outcome, time.perf_counter() - start, 0)
         if dispatcher is not None:
             dispatcher.join()
             if failure:
                 raise failure[0]
         self.abandoned = self.abandoned or bool(abandoned)
-        return results, abandoned
+        return abandoned
 
-    def _dispatch(self, X, take, finish, stopping, grace, failure, abandoned):
+    def _dispatch(self, take, done, stopping, grace, failure, abandoned):
         try:
-            busy = {}  # rank -> row it evaluates
-            for rank in range(1, self.size):
-                i = take(rank)
-                if i is None:
-                    break
-                self.comm.send((i, X[i]), dest=rank, tag=TASK)
-                busy[rank] = i
+            busy = {}  # rank -> key it evaluates
+            idle = list(range(1, self.size))
+            ended = False
             stop_noticed = None
             status = MPI.Status()
             delay = 1e-5
-            while busy:
+            while True:
+                while idle and not ended and not stopping():
+                    task = take(idle[0])
+                    if task is END:
+                        ended = True
+                    elif task is None:  # nothing ready for anyone yet
+                        break
+                    else:
+                        rank = idle.pop(0)
+                        self.comm.send(task, dest=rank, tag=TASK)
+                        busy[rank] = task[0]
+                        delay = 1e-5
+                if not busy and (ended or stopping()):
+                    return
                 message = self.comm.improbe(source=MPI.ANY_SOURCE, tag=RESULT, status=status)
                 if message is None:
                     if stopping():
@@ -167,13 +202,10 @@ class Evaluator:
                     continue
                 delay = 1e-5
                 rank = status.Get_source()
-                i, outcome, elapsed = message.recv()
+                key, outcome, elapsed = message.recv()
                 del busy[rank]
-                finish(i, outcome, elapsed, rank)
-                nxt = take(rank)
-                if nxt is not None:
-                    self.comm.send((nxt, X[nxt]), dest=rank, tag=TASK)
-                    busy[rank] = nxt
+                done(key, outcome, elapsed, rank)
+                idle.insert(0, rank)  # it gets the next task first
         except BaseException as err:  # re-raised in the main thread
             failure.append(err)
 
