@@ -151,11 +151,12 @@ def _run(args):
             parallel.serve(comm, evaluate)
             return 0
         evaluator = parallel.Evaluator(comm, evaluate)
-        from . import driver
+        from . import driver, steady
 
         if not resume:
             driver.start(path, config, problem, _versions(parallel, problem))
-        status = driver.Loop(path, config, problem, evaluator, interrupted=interrupt).run()
+        loop = steady.SteadyLoop if config.optimizer.asynchronous else driver.Loop
+        status = loop(path, config, problem, evaluator, interrupted=interrupt).run()
         if evaluator.abandoned:  # ranks still busy with evaluations nobody waits for: end them now
             sys.stderr.flush()
             parallel.abort(comm, status)

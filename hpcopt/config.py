@@ -79,6 +79,29 @@ class Optimizer:
     eta_mutation: float = 10.0
     # CMA-ES
     sigma0: float = 0.25
+    # asynchronous (steady-state) evaluation, IBEA only
+    asynchronous: bool = False
+    batch: int = 0  # results told at once; 0: max(1, population // 10)
+
+    @property
+    def evaluations(self):
+        """The evaluation budget: population + (generations - 1) x offspring (IBEA), in
+        either evaluation mode; population x generations (CMA-ES)."""
+        if self.algorithm == "ibea":
+            return self.population + (self.generations - 1) * (self.offspring or self.population)
+        return self.population * self.generations
+
+    @property
+    def batch_size(self):
+        return self.batch or max(1, self.population // 10)
+
+    @property
+    def records(self):
+        """Records the run file holds when the run is complete: one per generation, or
+        (asynchronous) one per batch of ``batch_size`` results told together."""
+        if self.asynchronous:
+            return -(-self.evaluations // self.batch_size)
+        return self.generations
 
     def resolved(self):
         out = {
@@ -95,6 +118,8 @@ class Optimizer:
                 eta_crossover=self.eta_crossover,
                 eta_mutation=self.eta_mutation,
             )
+            if self.asynchronous:
+                out.update(asynchronous=True, batch=self.batch_size)
         else:
             out.update(sigma0=self.sigma0)
         return out
@@ -271,7 +296,7 @@ def _problem(raw, where, base_dir):
     return FunctionProblem(function, tuple(parameters), tuple(objectives), penalty, tuple(path))
 
 
-_IBEA_KEYS = ("offspring", "kappa", "eta_crossover", "eta_mutation")
+_IBEA_KEYS = ("offspring", "kappa", "eta_crossover", "eta_mutation", "asynchronous", "batch")
 _CMAES_KEYS = ("sigma0",)
 
 
@@ -286,7 +311,9 @@ def _optimizer(raw, where, problem):
     other = _CMAES_KEYS if algorithm == "ibea" else _IBEA_KEYS
     for key in table:
         if key in other:
-            raise where.error(key, f"not an option of {algorithm}")
+            why = (" (only IBEA has an asynchronous mode: CMA-ES adapts its distribution from complete "
+                   "generations)" if key in ("asynchronous", "batch") else "")
+            raise where.error(key, f"not an option of {algorithm}{why}")
     kwargs = dict(
         algorithm=algorithm,
         population=_number(table, where, "population", minimum=2 if algorithm == "cmaes" else 1, integer=True),
@@ -303,6 +330,14 @@ def _optimizer(raw, where, problem):
     for key in ("eta_crossover", "eta_mutation"):
         if key in table:
             kwargs[key] = _number(table, where, key, minimum=0)
+    if "asynchronous" in table:
+        if not isinstance(table["asynchronous"], bool):
+            raise where.error("asynchronous", f"expected true or false, found {_show(table['asynchronous'])}")
+        kwargs["asynchronous"] = table["asynchronous"]
+    if "batch" in table:
+        if not kwargs.get("asynchronous"):
+            raise where.error("batch", "only with asynchronous: true (a generation is told at once)")
+        kwargs["batch"] = _number(table, where, "batch", minimum=1, integer=True)
     if "sigma0" in table:
         kwargs["sigma0"] = _number(table, where, "sigma0", above=0)
         if kwargs["sigma0"] > 1:

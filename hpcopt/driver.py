@@ -63,6 +63,8 @@ class Loop:
     resumed run replays the generator and reuses them instead of evaluating again.
     """
 
+    unit = "generations"  # what the run file's records are, for the log
+
     def __init__(self, path, config, problem, evaluator, interrupted=lambda: False):
         self.path, self.config, self.problem, self.evaluator = path, config, problem, evaluator
         self.interrupted = interrupted
@@ -74,10 +76,14 @@ class Loop:
         self.evaluations = state["evaluations"]
         self.failures = state["failures"]
         self.stop_reason = state["stop_reason"]
-        self.journal = Journal(path)
+        self.journal = Journal(path, **self._session())
         self.writer = runfile.Writer(path)
         self.reused = 0
         self.signal_time = None
+
+    def _session(self):
+        """What the journal's session event records besides time and pid."""
+        return {}
 
     def run(self):
         """Run until done or interrupted; returns EXIT_DONE or EXIT_INTERRUPTED."""
@@ -240,8 +246,8 @@ class Loop:
         names = self.problem.names
         best = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, self.best[1])) if self.best else "-"
         log.info(
-            "done: %d generations, %d evaluations (%d failed) in %s; best score %s: %s; %s",
-            self.generation, self.evaluations, self.failures, _duration(elapsed),
+            "done: %d %s, %d evaluations (%d failed) in %s; best score %s: %s; %s",
+            self.generation, self.unit, self.evaluations, self.failures, _duration(elapsed),
             f"{self.best[0]:.6g}" if self.best else "-", best, self._reason(),
         )
 

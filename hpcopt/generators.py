@@ -28,9 +28,9 @@ def create(optimizer, dimension, n_objectives):
     """A new generator for ``optimizer`` (a config.Optimizer), seeded from its seed."""
     rng = np.random.default_rng(optimizer.seed)
     if optimizer.algorithm == "ibea":
-        from .ibea import IBEA
+        from .ibea import IBEA, SteadyIBEA
 
-        return IBEA(
+        return (SteadyIBEA if optimizer.asynchronous else IBEA)(
             dimension,
             optimizer.population,
             rng,
@@ -55,9 +55,9 @@ def create(optimizer, dimension, n_objectives):
 def restore(algorithm, state):
     """The generator ``algorithm`` rebuilt from ``state`` (a dict from ``state()``)."""
     if algorithm == "ibea":
-        from .ibea import IBEA
+        from .ibea import IBEA, SteadyIBEA
 
-        return IBEA.from_state(state)
+        return (SteadyIBEA if state.get("steady") else IBEA).from_state(state)
     if algorithm == "cmaes":
         from .cmaes import CMAES
 

@@ -237,7 +237,7 @@ class IBEA:
         before ``tell()`` replaces the pending batch.
         """
         if self._initialized:
-            self._asked = self._vary(self._U[self._tournament(self._fitness)])
+            self._asked = self._vary(self._U[self._tournament(self._fitness, self.offspring)])
         else:
             self._asked = self._rng.random((self.population, self.dimension))
         return self._asked.copy()
@@ -321,12 +321,12 @@ class IBEA:
         self._asked = np.array(state["asked_U"], dtype=np.float64)
         return self
 
-    def _tournament(self, fit):
-        """Indices of ``offspring`` parents: binary tournaments with replacement on fit.
+    def _tournament(self, fit, n):
+        """Indices of n parents: binary tournaments with replacement on fit.
 
         The fitter of two random members wins; on equal fitness the lower index.
         """
-        a, b = self._rng.integers(0, len(fit), size=(2, self.offspring))
+        a, b = self._rng.integers(0, len(fit), size=(2, n))
         b_wins = (fit[b] > fit[a]) | ((fit[b] == fit[a]) & (b < a))
         return np.where(b_wins, b, a)
 
@@ -345,3 +345,106 @@ class IBEA:
         children[1:2 * pairs:2] = np.where(crossed, c2, second)
         return polynomial_mutation(children, self.eta_mutation, self.mutation_probability,
                                    self._rng)
+
+
+class SteadyIBEA(IBEA):
+    """IBEA for asynchronous evaluation: ask any number of points, tell any asked ones.
+
+    ``ask(n) -> (ids, U)``: n new points with consecutive integer ids (0, 1, ... over the
+    run). ``tell(ids, F)``: objectives of asked points, in any order and any number. The
+    told points join the population; once it holds more than ``population`` individuals,
+    environmental selection brings it back to ``population`` (fitness normalised over
+    population and newcomers, as in ``IBEA.tell``). Until ``population`` points have been
+    told, ``ask`` returns uniform random points (the initial population is the first
+    ``population`` to come back, and free ranks meanwhile explore instead of breeding
+    from a handful of fast individuals); afterwards children of binary tournaments on
+    the population's fitness, through SBX and polynomial mutation.
+
+    The points asked and not yet told are part of the state (``pending()``), so a
+    resumed run knows exactly what is outstanding.
+    """
+
+    def __init__(self, dimension, population, rng, **options):
+        super().__init__(dimension, population, rng, **options)
+        self._asked_count = 0
+        self._told_count = 0
+        self._pending_ids = np.zeros(0, dtype=np.int64)
+        self._pending_U = np.zeros((0, self.dimension))
+
+    @property
+    def asked(self):
+        """Points asked so far (the next id)."""
+        return self._asked_count
+
+    @property
+    def told(self):
+        """Points told so far."""
+        return self._told_count
+
+    def pending(self):
+        """(ids, U) of the points asked and not yet told, ids ascending (copies)."""
+        return self._pending_ids.copy(), self._pending_U.copy()
+
+    def ask(self, n):
+        """n new points: (ids (n,) int64, U (n, d) in [0, 1]^d)."""
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if self._told_count < self.population:
+            U = self._rng.random((n, self.dimension))
+        else:
+            U = self._vary(self._U[self._tournament(self._fitness, n)])
+        ids = np.arange(self._asked_count, self._asked_count + n, dtype=np.int64)
+        self._asked_count += n
+        self._pending_ids = np.concatenate([self._pending_ids, ids])
+        self._pending_U = np.concatenate([self._pending_U, U])
+        return ids, U.copy()
+
+    def tell(self, ids, F):
+        """Objectives F (n, m) of the asked points ``ids`` (n,)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        F = np.asarray(F, dtype=np.float64)
+        where = np.searchsorted(self._pending_ids, ids)  # pending ids stay ascending
+        found = where < len(self._pending_ids)
+        found[found] = self._pending_ids[where[found]] == ids[found]
+        if ids.ndim != 1 or not found.all() or len(np.unique(ids)) != len(ids):
+            raise ValueError("ids must be distinct ids of points asked and not yet told")
+        m = self._F.shape[1] if len(self._F) else None
+        if F.ndim != 2 or len(F) != len(ids) or F.shape[1] == 0 or m not in (None, F.shape[1]):
+            raise ValueError(f"F must have shape ({len(ids)}, {'m >= 1' if m is None else m}), got {F.shape}")
+        if not np.isfinite(F).all():
+            raise ValueError("F must be finite (failed evaluations need penalty values)")
+        U = self._pending_U[where]
+        keep = np.ones(len(self._pending_ids), dtype=bool)
+        keep[where] = False
+        self._pending_ids, self._pending_U = self._pending_ids[keep], self._pending_U[keep]
+        self._told_count += len(ids)
+        U_all = np.concatenate([self._U, U]) if len(self._U) else U
+        F_all = np.concatenate([self._F, F]) if len(self._F) else F
+        if len(F_all) > self.population:
+            kept, self._fitness = _select(F_all, self.population, self.kappa)
+            self._U, self._F = U_all[kept], F_all[kept]
+        else:
+            self._U, self._F = U_all.copy(), F_all.copy()
+            self._fitness = fitness(F_all, self.kappa)
+        self._initialized = len(self._U) > 0
+
+    def state(self):
+        state = super().state()
+        state.update(
+            steady=True,
+            asked_count=self._asked_count,
+            told_count=self._told_count,
+            pending_ids=self._pending_ids.copy(),
+            pending_U=self._pending_U.copy(),
+        )
+        return state
+
+    @classmethod
+    def from_state(cls, state):
+        self = super().from_state(state)
+        self._asked_count = int(state["asked_count"])
+        self._told_count = int(state["told_count"])
+        self._pending_ids = np.array(state["pending_ids"], dtype=np.int64).reshape(-1)
+        self._pending_U = np.array(state["pending_U"], dtype=np.float64).reshape(-1, self.dimension)
+        return self

@@ -12,9 +12,12 @@ emptied. On resume the journal tells:
   during two crashes is recorded as failed instead of being tried a third time,
   so one poisonous parameter set cannot crash-loop a campaign.
 
-Events: {"event": "session"}, {"event": "start", "g", "i", "rank"},
+Events: {"event": "session", ...}, {"event": "start", "g", "i", "rank"},
 {"event": "done", "g", "i", "x", "objectives", "features", "status", "error",
 "seconds", "rank"}, {"event": "abandoned", "g", "i"} (stopped on a signal: not a crash).
+In asynchronous runs (steady.py) an individual is named by its "id" instead of
+"g" and "i", done events carry their "time", and the order of the done events is
+the order in which the generator was told the results.
 """
 
 import contextlib
@@ -30,13 +33,13 @@ CRASHES_BEFORE_FAILING = 2
 class Journal:
     """The journal of the run file at ``path`` (read at open, then appended to)."""
 
-    def __init__(self, path):
+    def __init__(self, path, **session):
         self.path = path + ".journal"
         self.entries = _read(self.path)
         self._lock = threading.Lock()
         self._latest = max((e.get("g", -1) for e in self.entries), default=-1)  # newest generation in the file
         self._file = open(self.path, "a", encoding="utf-8")
-        self.write({"event": "session", "time": time.time(), "pid": os.getpid()})
+        self.write({"event": "session", "time": time.time(), "pid": os.getpid(), **session})
 
     def write(self, entry):
         line = json.dumps(entry) + "\n"
@@ -49,37 +52,45 @@ class Journal:
         self.write({"event": "start", "g": generation, "i": index, "rank": rank})
 
     def done(self, generation, index, x, outcome, seconds, rank):
-        self.write({
-            "event": "done", "g": generation, "i": index, "x": [float(v) for v in x],
-            "objectives": [float(v) for v in outcome.objectives],
-            "features": [float(v) for v in outcome.features] if outcome.features is not None else None,
-            "status": int(outcome.status), "error": outcome.error, "seconds": seconds, "rank": rank,
-        })
+        self.write({"event": "done", "g": generation, "i": index, **_result(x, outcome, seconds, rank)})
 
     def abandoned(self, generation, index):
         self.write({"event": "abandoned", "g": generation, "i": index})
+
+    def started_id(self, ident, rank):
+        self.write({"event": "start", "id": ident, "rank": rank})
+
+    def done_id(self, ident, x, outcome, seconds, rank):
+        self.write({"event": "done", "id": ident, "time": time.time(), **_result(x, outcome, seconds, rank)})
+
+    def abandoned_id(self, ident):
+        self.write({"event": "abandoned", "id": ident})
 
     def sync(self):
         with self._lock:
             self._file.flush()
             os.fsync(self._file.fileno())
 
-    def clear(self, keep_from):
+    def clear(self, keep_from=None, keep=None):
         """After a checkpoint up to generation ``keep_from``: drop what it made obsolete.
 
-        Entries of later generations (a generation cut short by a signal) stay; the
-        file is rewritten atomically.
+        Entries of later generations (a generation cut short by a signal) stay, or, with
+        ``keep``, the entries for which keep(entry) is true. The file is rewritten
+        atomically.
         """
+        if keep is None:
+            def keep(e):
+                return e.get("g", keep_from) >= keep_from
         with self._lock:
             self._file.close()
             # usually nothing is kept (the checkpoint follows a complete generation): no need to read
-            later = self._latest >= keep_from
-            kept = [e for e in _read(self.path) if e.get("g", keep_from) >= keep_from] if later else []
+            later = self._latest >= keep_from if keep_from is not None else True
+            kept = [e for e in _read(self.path) if keep(e)] if later else []
             tmp = self.path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as f:
                 f.writelines(json.dumps(e) + "\n" for e in kept)
             os.replace(tmp, self.path)
-            self.entries = [e for e in self.entries if e.get("g", keep_from) >= keep_from]
+            self.entries = [e for e in self.entries if keep(e)]
             self._file = open(self.path, "a", encoding="utf-8")
 
     def close(self):
@@ -92,19 +103,35 @@ class Journal:
 
     def crashes(self, generation):
         """{index: number of earlier sessions that died while it was in flight}."""
+        return self._crashes(lambda e: e["i"] if e.get("g") == generation else None)
+
+    def crashes_by_id(self):
+        """{id: number of earlier sessions that died while it was in flight} (asynchronous runs)."""
+        return self._crashes(lambda e: e.get("id"))
+
+    def _crashes(self, key):
         counts = defaultdict(int)
         in_flight = set()
         for e in self.entries + [{"event": "session"}]:
             if e["event"] == "session":
-                for index in in_flight:
-                    counts[index] += 1
+                for k in in_flight:
+                    counts[k] += 1
                 in_flight = set()
-            elif e.get("g") == generation:
+            elif (k := key(e)) is not None:
                 if e["event"] == "start":
-                    in_flight.add(e["i"])
+                    in_flight.add(k)
                 else:  # done or abandoned
-                    in_flight.discard(e["i"])
+                    in_flight.discard(k)
         return dict(counts)
+
+
+def _result(x, outcome, seconds, rank):
+    return {
+        "x": [float(v) for v in x],
+        "objectives": [float(v) for v in outcome.objectives],
+        "features": [float(v) for v in outcome.features] if outcome.features is not None else None,
+        "status": int(outcome.status), "error": outcome.error, "seconds": seconds, "rank": rank,
+    }
 
 
 def remove(path):

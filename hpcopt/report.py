@@ -445,12 +445,16 @@ def timeline(run):
     for g in run.generations:
         ahead = {}
         shade = ("#4a7fb0", "#9cc0e0")[g.index % 2]
-        for seconds, rank, code in zip(g.eval_seconds, g.ranks, g.status):
+        finished = g.finished if g.finished is not None else [None] * len(g.ranks)
+        for seconds, rank, code, end in zip(g.eval_seconds, g.ranks, g.status, finished):
             rank = int(rank)
             if rank < 0:
                 continue
-            start = g.start_time - t0 + ahead.get(rank, 0.0)
-            ahead[rank] = ahead.get(rank, 0.0) + float(seconds)
+            if end is not None:  # asynchronous runs store when each evaluation finished
+                start = end - seconds - t0
+            else:
+                start = g.start_time - t0 + ahead.get(rank, 0.0)
+                ahead[rank] = ahead.get(rank, 0.0) + float(seconds)
             colour = shade if code == 0 else STATUS_COLOURS[int(code)]
             bars.setdefault(rank, []).append((start, float(seconds), colour))
     ranks = sorted(bars)
@@ -491,6 +495,11 @@ def timeline(run):
 
 def _timeline_caption(run):
     rate, utilisation, ranks, _ = runstatus.speed(run, last=len(run.generations))
+    if run.asynchronous:
+        return ("Which rank evaluated what, when (asynchronous run: each evaluation's end is stored, so the bars "
+                "are exact); vertical lines are the ends of batches, shades alternate per batch. Over the run: "
+                f"{rate:.3g} evaluations/s, rank utilisation {100 * utilisation:.0f} % ({ranks} ranks seen; the "
+                "percentage beside a rank is its busy share of the run's wall time).")
     return ("Which rank evaluated what, when; vertical lines are generation starts. The run file stores each "
             "evaluation's duration and rank but not its start: starts are reconstructed as the generation's start "
             "plus the durations of that rank's earlier evaluations in the generation (idle time between them is "

@@ -47,6 +47,12 @@ class Generation:
     start_time: float
     end_time: float
     features: np.ndarray = None  # (n, k) raw feature values (mean over a feature's values), NaN where missing
+    # asynchronous runs: the individuals' ids (n,), when each evaluation finished (n,) (UNIX
+    # seconds, as rank 0 saw it), and how many points the generator had asked before this
+    # batch was told and after it asked for more (asked_before, asked_after)
+    ids: np.ndarray = None
+    finished: np.ndarray = None
+    asked: tuple = None
 
 
 def generation_name(index):
@@ -206,6 +212,10 @@ def _write_generation(group, g):
     group.create_dataset("error", data=np.array(errors, dtype=f"S{max(map(len, errors), default=1) or 1}"))
     if g.features is not None:
         group["features"] = np.asarray(g.features, dtype=np.float64)
+    if g.ids is not None:
+        group["id"] = np.asarray(g.ids, dtype=np.int64)
+        group["finished_time"] = np.asarray(g.finished, dtype=np.float64)
+        group.attrs["asked_before"], group.attrs["asked_after"] = (int(v) for v in g.asked)
 
 
 def _write_state(f, state):
@@ -353,6 +363,9 @@ class RunFile:
             start_time=float(group.attrs["start_time"]),
             end_time=float(group.attrs["end_time"]),
             features=group["features"][()] if "features" in group else None,
+            ids=group["id"][()] if "id" in group else None,
+            finished=group["finished_time"][()] if "id" in group else None,
+            asked=(int(group.attrs["asked_before"]), int(group.attrs["asked_after"])) if "id" in group else None,
         )
 
     def state(self):

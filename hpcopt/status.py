@@ -69,7 +69,26 @@ class Run:
         return self.config["optimizer"]["algorithm"]
 
     @property
+    def asynchronous(self):
+        return bool(self.config["optimizer"].get("asynchronous"))
+
+    @property
+    def unit(self):
+        """What the run file's records are: generations, or batches (asynchronous runs)."""
+        return "batches" if self.asynchronous else "generations"
+
+    @property
+    def evaluations_budget(self):
+        o = self.config["optimizer"]
+        if o["algorithm"] == "ibea":
+            return int(o["population"]) + (int(o["generations"]) - 1) * int(o.get("offspring") or o["population"])
+        return int(o["population"]) * int(o["generations"])
+
+    @property
     def budget(self):
+        """Records of the finished run: generations, or batches (asynchronous runs)."""
+        if self.asynchronous:
+            return -(-self.evaluations_budget // int(self.config["optimizer"]["batch"]))
         return int(self.config["optimizer"]["generations"])
 
     @property
@@ -85,6 +104,8 @@ class Run:
 
     @property
     def finished(self):
+        if self.asynchronous:
+            return bool(self.state.get("stop_reason")) or self.state.get("evaluations", 0) >= self.evaluations_budget
         return bool(self.state.get("stop_reason")) or self.state.get("next_generation", 0) >= self.budget
 
     def generation_size(self, index):
@@ -246,6 +267,8 @@ def speed(run, last=RECENT_GENERATIONS):
     evaluations = sum(len(g.scores) for g in recent)
     ranks = np.array([int(np.max(g.ranks, initial=0)) + 1 for g in recent])
     busy = sum(float(np.sum(g.eval_seconds)) for g in recent)
+    if run.asynchronous:  # a batch holds some ranks' results only: every rank works across batches
+        ranks = np.full(len(recent), ranks.max())
     return (evaluations / max(elapsed, 1e-9), busy / float(np.sum(ranks * wall)), int(ranks.max()),
             elapsed / len(recent))
 
@@ -269,6 +292,25 @@ def in_progress(run):
     generations = sorted(set(done) | set(flight))
     return [(g, len(done.get(g, ())), len(flight.get(g, set()) - done.get(g, set())), run.generation_size(g))
             for g in generations]
+
+
+def in_progress_asynchronous(run):
+    """(evaluations done and not in the file, evaluations in flight) per the journal
+    of an asynchronous run."""
+    latest = max((i for i, e in enumerate(run.journal) if e["event"] == "session"), default=-1)
+    done, flight = set(), set()
+    for i, e in enumerate(run.journal):
+        ident = e.get("id")
+        if ident is None:
+            continue
+        if e["event"] == "done":
+            done.add(ident)
+            flight.discard(ident)
+        elif e["event"] == "abandoned":
+            flight.discard(ident)
+        elif e["event"] == "start" and i > latest:
+            flight.add(ident)
+    return len(done), len(flight - done)
 
 
 def common_errors(run, most=3):
@@ -308,11 +350,15 @@ def text(run, rows=10):
     done = len(run.generations)
     lines = [f"{run.path}: {o['algorithm']}, population {o['population']}, "
              f"{len(run.parameter_names)} free parameters, {len(run.objective_names)} objectives ({kind})"]
-    if run.finished:
-        state = f"finished: {run.state.get('stop_reason') or f'generation budget of {run.budget} met'}"
+    budget = (f"evaluation budget of {run.evaluations_budget} met" if run.asynchronous
+              else f"generation budget of {run.budget} met")
+    state = f"finished: {run.state.get('stop_reason') or budget}" if run.finished else "not finished"
+    if run.asynchronous:
+        told = run.state.get("evaluations", 0)
+        lines.append(f"asynchronous  {told} of {run.evaluations_budget} evaluations told "
+                     f"({100 * told / run.evaluations_budget:.0f} %) in {done} batches of {o['batch']}; {state}")
     else:
-        state = "not finished"
-    lines.append(f"generations   {done} of {run.budget} done ({100 * done / run.budget:.0f} %); {state}")
+        lines.append(f"generations   {done} of {run.budget} done ({100 * done / run.budget:.0f} %); {state}")
     status = np.concatenate([g.status for g in run.generations]) if run.generations else np.zeros(0, int)
     counts = [int(np.count_nonzero(status == k)) for k in range(3)]
     lines.append(f"evaluations   {len(status)}: {counts[0]} ok, {counts[1]} failed, {counts[2]} timeout")
@@ -321,20 +367,26 @@ def text(run, rows=10):
     if run.generations:
         rate, utilisation, ranks, per_generation = speed(run)
         recent = min(len(run.generations), RECENT_GENERATIONS)
-        lines.append(f"speed         {rate:.3g} evaluations/s over the last {recent} generations; rank utilisation "
+        lines.append(f"speed         {rate:.3g} evaluations/s over the last {recent} {run.unit}; rank utilisation "
                      f"{100 * utilisation:.0f} % ({ranks} rank{'s' * (ranks != 1)} seen evaluating)")
         first, last = run.generations[0].start_time, run.generations[-1].end_time
         left = ""
         if not run.finished:
             remaining = run.budget - done
-            left = f"; about {_duration(remaining * per_generation)} left ({remaining} generations at " \
+            left = f"; about {_duration(remaining * per_generation)} left ({remaining} {run.unit} at " \
                    f"{per_generation:.3g} s)"
         lines.append(f"time          started {_clock(first)}, last checkpoint {_clock(last)} "
                      f"({_duration(run.read_at - last)} ago){left}")
         best = min(range(done), key=lambda i: float(np.min(run.generations[i].scores)))
         g = run.generations[best]
-        lines.append(f"best          score {float(np.min(g.scores)):.6g} (generation {g.index}, individual "
-                     f"{int(np.argmin(g.scores))}; 'hpcopt best {run.path}')")
+        where = f"batch {g.index}, id {int(g.ids[np.argmin(g.scores)])}" if run.asynchronous else \
+            f"generation {g.index}, individual {int(np.argmin(g.scores))}"
+        lines.append(f"best          score {float(np.min(g.scores)):.6g} ({where}; 'hpcopt best {run.path}')")
+    if run.asynchronous:
+        finished, flight = in_progress_asynchronous(run)
+        if finished or flight:
+            lines.append(f"in progress   {finished} evaluations done and not yet told since the last checkpoint"
+                         f"{f', {flight} in flight' if flight else ''} (journal)")
     for g, finished, flight, size in in_progress(run):
         lines.append(f"in progress   generation {g}: {finished} of {size} evaluations done since the last "
                      f"checkpoint{f', {flight} in flight' if flight else ''} (journal)")
@@ -352,7 +404,9 @@ def text(run, rows=10):
 def _table(run, rows):
     table = progress(run)
     picked = sorted(set(np.linspace(0, len(table) - 1, min(rows, len(table))).round().astype(int)))
-    header = f"{'generation':>10} {'evaluations':>11} {'best so far':>12} {'gen best':>12} {'gen median':>12} " \
+    unit = "batch" if run.asynchronous else "gen"
+    header = f"{'batch' if run.asynchronous else 'generation':>10} {'evaluations':>11} {'best so far':>12} " \
+             f"{unit + ' best':>12} {unit + ' median':>12} " \
              f"{'failed':>6}"
     out = [header]
     for i in picked:

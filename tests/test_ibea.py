@@ -209,11 +209,11 @@ def test_ask_is_deterministic_for_a_seed():
 
 
 def test_tournament_prefers_fitter_and_breaks_ties_by_index():
-    ibea = IBEA(1, 4, np.random.default_rng(9), offspring=40000)
+    ibea = IBEA(1, 4, np.random.default_rng(9))
     # Binary tournament with replacement: the k-th worst of 4 wins with (2k - 1) / 16.
-    won = np.bincount(ibea._tournament(np.array([-3.0, -2.0, -1.0, 0.0])), minlength=4)
+    won = np.bincount(ibea._tournament(np.array([-3.0, -2.0, -1.0, 0.0]), 40000), minlength=4)
     assert np.allclose(won / 40000, np.array([1, 3, 5, 7]) / 16, atol=0.01)
-    won = np.bincount(ibea._tournament(np.zeros(4)), minlength=4)
+    won = np.bincount(ibea._tournament(np.zeros(4), 40000), minlength=4)
     assert np.allclose(won / 40000, np.array([7, 5, 3, 1]) / 16, atol=0.01)
 
 
@@ -314,7 +314,7 @@ def test_state_round_trip_before_the_first_tell():
 
 def test_generators_create_and_restore():
     optimizer = SimpleNamespace(algorithm="ibea", seed=5, population=8, offspring=None,
-                                kappa=0.05, eta_crossover=10.0, eta_mutation=20.0)
+                                kappa=0.05, eta_crossover=10.0, eta_mutation=20.0, asynchronous=False)
     made = run(generators.create(optimizer, 3, 2), 2)
     assert made.offspring == 8 and made.eta_mutation == 20.0
     restored = generators.restore("ibea", made.state())
