@@ -7,7 +7,7 @@ the checkpoint, rewriting the journal) is under 1 % of a generation whose evalua
 run (median over generations 1-5) and late (median over its last 5 generations), for
 - IBEA, population 1,000, offspring 1,000, 20 parameters, 35 objectives (an L5PC-sized
   fit on 1,000 ranks), at generation 1 and after many generations (default 100: the run
-  file grows, and every checkpoint copies it);
+  file grows);
 - CMA-ES, 20 parameters, 35 objectives (their sum is minimised), population 1,000 (one
   evaluation per rank, as on 1,000 ranks), likewise. cma's default population for 20
   parameters (12) is reported too, without a target (it would leave 988 of 1,000 ranks idle).
@@ -19,8 +19,8 @@ MPI one: it returns at once objectives of a smooth 35-objective function of the
 parameters plus noise, 5 % failed evaluations (penalty 250, an error text), 35 feature
 values per individual (as a cell model stores), and evaluation seconds around 8 s; it
 calls the journal callbacks as the MPI evaluator does. Wrapped in this process (hpcopt
-is not edited): the generator's ``ask``, ``tell`` (IBEA: of it ``ibea.indicator_matrix``)
-and ``state``, ``runfile.checkpoint``, the journal's ``clear``. Rank-0 seconds of a
+is not edited): the generator's ``ask``, ``tell`` (IBEA: of it ``ibea._losses``)
+and ``state``, the run's ``runfile.Writer.checkpoint``, the journal's ``clear``. Rank-0 seconds of a
 generation = the time from one generation's start to the next one's, minus the time in
 the evaluator (which on a cluster overlaps the evaluations: the journal lines written
 then are reported separately).
@@ -46,7 +46,7 @@ import numpy as np
 import targets as results_json
 
 from hpcopt import config as configuration
-from hpcopt import driver, ibea, runfile
+from hpcopt import driver, ibea
 from hpcopt.problem import FAILED, OK, Outcome, Problem
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rank0_cost.md"
@@ -189,14 +189,13 @@ def measure(algorithm, population, generations, workdir):
 
     loop._write = write
     loop.journal.clear = clock.wrap(loop.journal.clear, "journal_clear", offset=-1)
-    original_checkpoint = runfile.checkpoint
-    original_indicator = ibea.indicator_matrix
-    runfile.checkpoint = clock.wrap(original_checkpoint, "checkpoint", offset=-1)
-    ibea.indicator_matrix = clock.wrap(original_indicator, "indicator")
+    loop.writer.checkpoint = clock.wrap(loop.writer.checkpoint, "checkpoint", offset=-1)
+    original_losses = ibea._losses
+    ibea._losses = clock.wrap(original_losses, "indicator")
     try:
         loop.run()
     finally:
-        runfile.checkpoint, ibea.indicator_matrix = original_checkpoint, original_indicator
+        ibea._losses = original_losses
         loop.journal.close()
     marks.append(time.perf_counter())
 
@@ -272,8 +271,10 @@ def report(results, args, seconds_total, load):
         f"seconds / ({EVALUATION_SECONDS:g} + rank-0 seconds); target < {SHARE_TARGET:.0%}",
         "- Rank-0 seconds of a generation: from its start (the generator-state snapshot before ask) to the next "
         "one's, minus the time in the synthetic evaluator. Write = `Loop._write`: the state for the checkpoint, "
-        "`runfile.checkpoint` (copy the file, append the generation, replace the state, fsync, rename) and the "
-        "journal's rewrite. Other: the journal scan before evaluating, building the generation record, scores, "
+        "`runfile.Writer.checkpoint` (bring the shadow file up to date: the generations it lacks, the new one, "
+        "the state; fsync; rename; the first checkpoint copies the whole file) and the journal's rewrite. "
+        f"Indicator matrix: `ibea._losses` (exp(-I/kappa) for all pairs, on {ibea._threads()} thread(s) here). "
+        "Other: the journal scan before evaluating, building the generation record, scores, "
         "the log line.",
         "",
         "## Summary",
@@ -324,7 +325,7 @@ def report(results, args, seconds_total, load):
             "",
             f"## {label(result)}: per generation (ms)",
             "",
-            "| generation | snapshot (state) | ask | tell | of it indicator matrix | write | of it runfile.checkpoint "
+            "| generation | snapshot (state) | ask | tell | of it indicator matrix | write | of it checkpoint "
             "| of it journal rewrite | other | **rank 0** | share of an 8 s generation | run file MB "
             "| journal lines during evaluations |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

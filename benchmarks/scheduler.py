@@ -62,6 +62,7 @@ RESULTS = HERE / "results" / "scheduler.md"
 BIN = Path(sys.executable).parent
 DIMENSION = 4
 TARGETS = {16: 0.95, 64: 0.90}  # ranks: median efficiency at least
+ASYNC_TARGET = 0.90  # asynchronous mode: utilisation while work remains, at least
 
 
 # ---------------------------------------------------------------- ideal schedules
@@ -112,6 +113,38 @@ def generation_table(path, ranks):
     return rows
 
 
+def asynchronous_measures(path, ranks):
+    """Measures of an asynchronous run, from each evaluation's end time and duration.
+
+    - utilisation while work remains: busy rank-seconds / (ranks x the window) over the
+      window from the first evaluation's start to the last one's start (after that the
+      budget has nothing left to hand out: the end of any run drains, generational or not);
+    - whole-run utilisation: sum of evaluation times / ranks / (first batch's start, when
+      the session began, to the last evaluation's end);
+    - efficiency: a perfect greedy list scheduler's makespan on the same times in id
+      order / the measured makespan (first start to last end).
+    """
+    with h5py.File(path, "r") as f:
+        groups = [f["generations"][name] for name in sorted(f["generations"])]
+        ids = np.concatenate([g["id"][()] for g in groups])
+        seconds = np.concatenate([g["eval_seconds"][()] for g in groups])
+        ends = np.concatenate([g["finished_time"][()] for g in groups])
+        begin = float(groups[0].attrs["start_time"])
+        batches = len(groups)
+    starts = ends - seconds
+    window = (starts.min(), starts.max())
+    busy = np.clip(np.minimum(ends, window[1]) - np.maximum(starts, window[0]), 0, None).sum()
+    order = np.argsort(ids)
+    greedy = greedy_makespan(seconds[order], ranks)
+    return {
+        "evaluations": len(ids), "batches": batches,
+        "utilisation_working": float(busy / ranks / (window[1] - window[0])),
+        "run_utilisation": float(seconds.sum() / ranks / (ends.max() - begin)),
+        "run_efficiency": greedy / float(ends.max() - starts.min()),
+        "first": float(starts.min()), "last": float(ends.max()), "drain": float(ends.max() - window[1]),
+    }
+
+
 # ---------------------------------------------------------------- machine CPU use
 
 
@@ -156,11 +189,12 @@ class CpuSampler:
 # ---------------------------------------------------------------- one run
 
 
-def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0):
+def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0, asynchronous=False):
     """``mpiexec -n ranks hpcopt run`` of the sleeping problem; returns a result dict.
 
     rank0_chunk > 0: rank 0 computes instead of sleeping, holding the GIL in chunks of
-    that many seconds (scheduler_problem.hold_gil).
+    that many seconds (scheduler_problem.hold_gil). asynchronous: hpcopt's asynchronous
+    mode (optimizer.asynchronous, default batch), the same evaluation budget.
     """
     population = per_rank * ranks
     frozen = {"median": median, "sigma": sigma, **({"rank0_chunk": rank0_chunk} if rank0_chunk else {})}
@@ -172,9 +206,9 @@ def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0):
             "objectives": ["f"],
         },
         "optimizer": {"algorithm": "ibea", "population": population, "offspring": population,
-                      "generations": generations, "seed": 1},
+                      "generations": generations, "seed": 1, **({"asynchronous": True} if asynchronous else {})},
     }
-    label = f"{ranks}_{'rank0' if rank0_chunk else 'sleep'}"
+    label = f"{ranks}_{'rank0' if rank0_chunk else 'sleep'}{'_async' if asynchronous else ''}"
     config_path = Path(workdir) / f"scheduler_{label}.json"
     config_path.write_text(json.dumps(config, indent=1), encoding="utf-8")
     runfile = Path(workdir) / f"scheduler_{label}.h5"
@@ -185,8 +219,11 @@ def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0):
         done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        return {"ranks": ranks, "rank0_chunk": rank0_chunk,
+        return {"ranks": ranks, "rank0_chunk": rank0_chunk, "asynchronous": asynchronous,
                 "error": f"exit {done.returncode}: {done.stderr.strip()[-2000:]}"}
+    if asynchronous:
+        return {"ranks": ranks, "rank0_chunk": rank0_chunk, "asynchronous": True, "population": population,
+                "wall": wall, "cpu": cpu, **asynchronous_measures(runfile, ranks)}
     rows = generation_table(runfile, ranks)
     # The durations are the sleeps asked for, plus the sleep's overshoot on a busy machine.
     asked = np.array([scheduler_problem.duration({**{f"x{i}": float(v) for i, v in enumerate(x)},
@@ -195,7 +232,8 @@ def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0):
     measured = np.concatenate([row["seconds"] for row in rows])
     first, last = rows[0]["start"], rows[-1]["end"]
     return {
-        "ranks": ranks, "rank0_chunk": rank0_chunk, "population": population, "rows": rows, "wall": wall,
+        "ranks": ranks, "rank0_chunk": rank0_chunk, "asynchronous": False, "population": population, "rows": rows,
+        "wall": wall, "run_utilisation": float(measured.sum()) / ranks / (last - first),
         "overshoot_median": float(np.median(measured - asked)), "overshoot_max": float(np.max(measured - asked)),
         "cpu_busy": cpu.busy(first, last),
         "run_efficiency": sum(row["greedy"] for row in rows) / (last - first),
@@ -224,7 +262,50 @@ def role(result):
     return f"computes (GIL held {1000 * chunk:g} ms at a time)" if chunk else "sleeps"
 
 
-def report(results, args, seconds_total, load):
+def asynchronous_section(results, generational):
+    """Markdown lines and target rows for the asynchronous runs."""
+    lines = ["", "## Asynchronous mode", "",
+             "The same problem and evaluation budget with `optimizer.asynchronous: true` (default batch: "
+             "population / 10): results are told in batches as they complete and a free rank always finds "
+             "work queued. Utilisation while work remains: busy rank-seconds / (N x window), the window from "
+             "the first evaluation's start to the last one's start (after that the budget has nothing left to "
+             "hand out). Whole run: sum of evaluation times / N / (session start to the last evaluation's end), "
+             "the end's drain included. Efficiency: a perfect greedy list scheduler's makespan on the same "
+             "times in id order / the measured makespan. Generational whole-run utilisation: the runs above, "
+             "same N and rank-0 role.", "",
+             "| ranks | rank 0 | evaluations | batches | **utilisation while work remains** | whole-run utilisation "
+             "| whole-run efficiency | drain at the end s | generational whole-run utilisation | CPUs busy |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = []
+    for result in results:
+        if "error" in result:
+            lines.append(f"| {result['ranks']} | {role(result)} | failed: {result['error']} |" + " |" * 7)
+            continue
+        twin = next((r for r in generational if r["ranks"] == result["ranks"] and "error" not in r
+                     and r["rank0_chunk"] == result["rank0_chunk"]), None)
+        lines.append(
+            f"| {result['ranks']} | {role(result)} | {result['evaluations']} | {result['batches']} "
+            f"| **{result['utilisation_working']:.3f}** | {result['run_utilisation']:.3f} "
+            f"| {result['run_efficiency']:.3f} | {result['drain']:.2f} "
+            f"| {twin['run_utilisation']:.3f} | {result['cpu'].busy(result['first'], result['last']):.0%} |"
+            if twin else
+            f"| {result['ranks']} | {role(result)} | {result['evaluations']} | {result['batches']} "
+            f"| **{result['utilisation_working']:.3f}** | {result['run_utilisation']:.3f} "
+            f"| {result['run_efficiency']:.3f} | {result['drain']:.2f} | - "
+            f"| {result['cpu'].busy(result['first'], result['last']):.0%} |")
+        if result["rank0_chunk"]:
+            continue
+        met = result["utilisation_working"] >= ASYNC_TARGET
+        rows.append(results_json.target(
+            f"asynchronous mode: rank utilisation while work remains, {result['ranks']} ranks, every rank sleeping "
+            f"({result['evaluations']} evaluations; whole run with the final drain "
+            f"{result['run_utilisation']:.3f}; generational "
+            f"{twin['run_utilisation'] if twin else float('nan'):.3f})",
+            f">= {ASYNC_TARGET}", f"{result['utilisation_working']:.3f}", met))
+    return lines, rows
+
+
+def report(results, args, seconds_total, load, asynchronous=()):
     now = results_json.now()
     lines = [
         "# Scheduler efficiency at scale",
@@ -315,8 +396,12 @@ def report(results, args, seconds_total, load):
         "asked-for sleep. Start-up: the command's wall time minus the generations (MPI start, imports, "
         "creating the run file).",
         "",
-        f"Whole benchmark: {seconds_total:.1f} s.",
     ]
+    if asynchronous:
+        more, async_rows = asynchronous_section(asynchronous, results)
+        lines += more + [""]
+        rows += async_rows
+    lines.append(f"Whole benchmark: {seconds_total:.1f} s.")
     return "\n".join(lines) + "\n", rows
 
 
@@ -333,15 +418,22 @@ def main():
                         "(default 0.02, as NEURON on tests/data/l5pc_like; 0: skip)")
     parser.add_argument("--rank0-ranks", default="16,64",
                         help="rank counts of the rank-0-computes runs (default 16,64)")
+    parser.add_argument("--async-ranks", default="16,64",
+                        help="rank counts of the asynchronous-mode runs, every rank sleeping (default 16,64)")
+    parser.add_argument("--async-rank0-ranks", default="16",
+                        help="rank counts of the asynchronous-mode runs with rank 0 computing (default 16)")
     parser.add_argument("--quick", action="store_true",
-                        help="4 and 16 ranks (rank 0 computing: 16), 3 generations (CI smoke run)")
+                        help="4 and 16 ranks (rank 0 computing: 16; asynchronous: 16), 3 generations (CI smoke run)")
     parser.add_argument("--no-write", action="store_true", help="do not write results/scheduler.{md,json}")
     args = parser.parse_args()
     if args.quick:
         args.ranks, args.rank0_ranks, args.generations = "4,16", "16", 3
+        args.async_ranks, args.async_rank0_ranks = "16", ""
     try:
         sizes = [int(n) for n in args.ranks.split(",")]
         rank0_sizes = [int(n) for n in args.rank0_ranks.split(",")] if args.rank0_chunk > 0 else []
+        async_sizes = [int(n) for n in args.async_ranks.split(",") if n]
+        async_rank0_sizes = [int(n) for n in args.async_rank0_ranks.split(",") if n] if args.rank0_chunk > 0 else []
     except ValueError:
         parser.error(f"--ranks, --rank0-ranks: expected comma-separated integers, found {args.ranks!r}, "
                      f"{args.rank0_ranks!r}")
@@ -349,7 +441,7 @@ def main():
         parser.error("ranks, --per-rank and --generations must be >= 1, --median > 0, --sigma >= 0")
 
     start, load = time.perf_counter(), os.getloadavg()
-    results = []
+    results, async_results = [], []
     with tempfile.TemporaryDirectory(prefix="scheduler_bench_") as workdir:
         runs = [(n, 0.0) for n in sizes] + [(n, args.rank0_chunk) for n in rank0_sizes]
         for ranks, chunk in runs:
@@ -362,8 +454,18 @@ def main():
                 print(f"{ranks} ranks, rank 0 {role(result)}: efficiency median {s['median']:.3f}, "
                       f"min {s['min']:.3f}, utilisation "
                       f"{s['utilisation']:.3f}, static {s['static']:.3f} ({result['wall']:.1f} s)", file=sys.stderr)
+        for ranks, chunk in [(n, 0.0) for n in async_sizes] + [(n, args.rank0_chunk) for n in async_rank0_sizes]:
+            result = run(ranks, args.per_rank, args.generations, args.median, args.sigma, workdir, chunk,
+                         asynchronous=True)
+            async_results.append(result)
+            if "error" in result:
+                print(f"asynchronous, {ranks} ranks, rank 0 {role(result)}: {result['error']}", file=sys.stderr)
+            else:
+                print(f"asynchronous, {ranks} ranks, rank 0 {role(result)}: utilisation while work remains "
+                      f"{result['utilisation_working']:.3f}, whole run {result['run_utilisation']:.3f} "
+                      f"({result['wall']:.1f} s)", file=sys.stderr)
     seconds = time.perf_counter() - start
-    text, rows = report(results, args, seconds, load)
+    text, rows = report(results, args, seconds, load, async_results)
     print(text)
     if not args.no_write:
         path = results_json.write("scheduler", RESULTS, text, rows, seconds=seconds, load=(load[0], os.getloadavg()[0]),

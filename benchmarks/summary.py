@@ -4,7 +4,7 @@ One table of every target (what, target, measured, met?, the detailed report), t
 benchmark's command, machine, date and duration. Nothing is typed by hand: every figure
 comes from the JSON a benchmark wrote in one run (see benchmarks/targets.py).
 
-    python benchmarks/summary.py              # writes benchmarks/RESULTS.md
+    python benchmarks/summary.py              # writes benchmarks/RESULTS.md and README.md's table
     python benchmarks/summary.py --no-write   # prints it only
 """
 
@@ -16,6 +16,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 OUTPUT = HERE / "RESULTS.md"
+README = HERE.parent / "README.md"
+README_BEGIN, README_END = "<!-- benchmarks: begin -->", "<!-- benchmarks: end -->"
 KEYS = ("benchmark", "command", "date", "machine", "targets")
 
 
@@ -42,26 +44,56 @@ def cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render(results):
+def targets_table(results, prefix=""):
+    """Markdown lines: the count of targets met, then one table row per target (links
+    relative to benchmarks/, or to ``prefix`` + that)."""
     rows = [(data, t) for _, data in results for t in data["targets"]]
     met = sum(1 for _, t in rows if t["met"])
+    lines = [f"**{met} of {len(rows)} targets met.**", "",
+             "| benchmark | what | target | measured | met? | details |",
+             "|---|---|---|---|---|---|"]
+    for data, t in rows:
+        report = data.get("report")
+        link = f"[{report}]({prefix}results/{report})" if report else ""
+        lines.append(f"| {cell(data['benchmark'])} | {cell(t['what'])} | {cell(t['target'])} | {cell(t['measured'])} "
+                     f"| {'yes' if t['met'] else '**NO**'} | {link} |")
+    return lines
+
+
+def readme_block(results):
+    """The README's block between its benchmark markers."""
+    dates = sorted(data["date"][:10] for _, data in results)
+    return [
+        README_BEGIN,
+        f"Measured on {results[0][1]['machine'] if results else '-'}, {dates[0]} to {dates[-1]} "
+        "(rendered by `benchmarks/summary.py` from the benchmarks' JSON; commands and details in "
+        "[benchmarks/RESULTS.md](benchmarks/RESULTS.md)):" if results else "No benchmark results yet.",
+        "",
+        *targets_table(results, prefix="benchmarks/"),
+        README_END,
+    ]
+
+
+def update_readme(results, path=README):
+    """Replace the block between the README's markers; the rest is left as it is."""
+    text = path.read_text(encoding="utf-8")
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise SystemExit(f"summary: {path} has no {README_BEGIN} ... {README_END} block")
+    path.write_text(text[:begin] + "\n".join(readme_block(results)) + text[end + len(README_END):],
+                    encoding="utf-8")
+
+
+def render(results):
     lines = [
         "# Benchmark results",
         "",
         "Rendered by `python benchmarks/summary.py` from `benchmarks/results/*.json`; every figure was measured "
         "by one run of the benchmark named in its row (commands, machines and dates below). Do not edit by hand: "
-        "rerun the benchmark, then this script.",
+        "rerun the benchmark, then this script (it also updates the table in the README).",
         "",
-        f"**{met} of {len(rows)} targets met.**",
-        "",
-        "| benchmark | what | target | measured | met? | details |",
-        "|---|---|---|---|---|---|",
+        *targets_table(results),
     ]
-    for data, t in rows:
-        report = data.get("report")
-        link = f"[{report}](results/{report})" if report else ""
-        lines.append(f"| {cell(data['benchmark'])} | {cell(t['what'])} | {cell(t['target'])} | {cell(t['measured'])} "
-                     f"| {'yes' if t['met'] else '**NO**'} | {link} |")
     lines += ["", "## Runs", "",
               "| benchmark | command | date (UTC) | duration s | load average (start, end) | machine |",
               "|---|---|---|---:|---|---|"]
@@ -83,14 +115,16 @@ def render(results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--no-write", action="store_true", help=f"print only, do not write {OUTPUT.name}")
+    parser.add_argument("--no-write", action="store_true",
+                        help=f"print only, do not write {OUTPUT.name} or the README's table")
     args = parser.parse_args()
     results = load()
     text = render(results)
     print(text)
     if not args.no_write:
         OUTPUT.write_text(text, encoding="utf-8")
-        print(f"written to {OUTPUT} ({len(results)} benchmarks)", file=sys.stderr)
+        update_readme(results)
+        print(f"written to {OUTPUT} and the table in {README} ({len(results)} benchmarks)", file=sys.stderr)
 
 
 if __name__ == "__main__":
