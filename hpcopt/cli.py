@@ -398,10 +398,14 @@ def _best(args):
         "parameters": dict(zip(attrs["parameter_names"], map(float, g.parameters[j]))),
         "objectives": dict(zip(attrs["objective_names"], map(float, g.objectives[j]))),
     }
+    where = f"generation {g.index}, individual {j}"
+    if g.ids is not None:  # an asynchronous run: the record is a batch
+        result["id"] = int(g.ids[j])
+        where = f"batch {g.index} (row {j}), id {result['id']}"
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"best: generation {g.index}, individual {j}, score {result['score']:.6g}")
+        print(f"best: {where}, score {result['score']:.6g}")
         for name, value in result["parameters"].items():
             print(f"  {name} = {value:.10g}")
         for name, value in result["objectives"].items():

@@ -184,3 +184,14 @@ def test_in_flight_during_two_crashes_is_recorded_failed(tmp_path):
             if 5 in batch.ids:
                 j = batch.ids.tolist().index(5)
                 assert batch.status[j] == 1 and batch.errors[j] == "in flight during 2 crashes of the job"
+
+
+def test_extending_a_finished_run_continues_exactly(tmp_path):
+    path = write_config(tmp_path, problem=counted_problem(0.0), optimizer=OPTIMIZER)
+    env = {"HPCOPT_TEST_LOG": str(tmp_path / "calls.log")}
+    hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2, cwd=HERE, env=env)
+    done = hpcopt("resume", tmp_path / "run.h5", "--generations", "9", ranks=3, cwd=HERE, env=env)
+    assert "evaluation budget of 108 met" in done.stderr
+    assert sorted(replay(tmp_path / "run.h5")) == list(range(12 + 8 * 12))
+    best = hpcopt("best", tmp_path / "run.h5", cwd=HERE)
+    assert best.stdout.startswith("best: batch ") and ", id " in best.stdout
