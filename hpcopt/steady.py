@@ -126,7 +126,8 @@ class SteadyLoop(Loop):
         for ident in abandoned:
             self.journal.abandoned_id(ident)
         interrupted = g.told < self.total
-        self._write()
+        if self.records or self.generation == 0:  # the breeder wrote the last batch when it was due
+            self._write()
         if interrupted:
             self.journal.sync()
             waited = time.time() - self._noticed()
