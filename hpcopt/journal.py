@@ -36,6 +36,7 @@ class Journal:
     def __init__(self, path, **session):
         self.path = path + ".journal"
         self.entries = _read(self.path)
+        _cut_partial_line(self.path)  # or the next line would be glued to it
         self._lock = threading.Lock()
         self._latest = max((e.get("g", -1) for e in self.entries), default=-1)  # newest generation in the file
         self._file = open(self.path, "a", encoding="utf-8")
@@ -138,6 +139,14 @@ def remove(path):
     """Delete the journal of the run file ``path`` (a new run starts)."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path + ".journal")
+
+
+def _cut_partial_line(path):
+    """Truncate the file after its last newline (a line cut short by a kill or a full disk)."""
+    with contextlib.suppress(FileNotFoundError), open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
 
 
 def _read(path):

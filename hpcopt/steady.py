@@ -16,10 +16,11 @@ Which results form a batch depends on the order in which evaluations finish,
 which no one controls; what hpcopt guarantees is an exact resume. Rank 0 appends
 every result to the journal in the order the generator is told them (the journal
 and the batch buffer are written under one lock), and everything the generator
-does is a function of that order and of the ``outstanding`` target, which each
-session records in the journal. A resumed run replays the journal after the
-checkpoint through the generator, arriving at the exact state of the interrupted
-run, evaluates again only what was in flight, and goes on. Every batch record
+does is a function of that order, of the ``outstanding`` target and of the
+evaluation budget, which each session records in the journal. A resumed run
+replays the journal after the checkpoint through the generator, arriving at the
+exact state of the interrupted run, evaluates again only what was in flight, and
+goes on. Every batch record
 stores the generator's ask count before and after it, so a run file can be
 checked: fed its batches in order, a fresh generator asks exactly the stored
 points (tests/test_steady.py does this for runs interrupted by signals and kill -9).
@@ -40,7 +41,7 @@ import numpy as np
 
 from . import runfile
 from .driver import EXIT_DONE, EXIT_INTERRUPTED, Loop, _duration, _state
-from .errors import RunFileError
+from .errors import ConfigError, RunFileError
 from .journal import CRASHES_BEFORE_FAILING
 from .parallel import END
 from .problem import OK, Outcome
@@ -83,11 +84,12 @@ class SteadyLoop(Loop):
         self.records = []  # batches not yet written to the run file
         self.batch_start = time.time()
         self.last_write = self.last_line = time.time()
+        self.written = self.generation  # batches in the run file
         self.finishing = False
         self.failure = []
 
     def _session(self):
-        return {"outstanding": self.outstanding}
+        return {"outstanding": self.outstanding, "total": self.total}
 
     def _run(self):
         g = self.generator
@@ -103,7 +105,10 @@ class SteadyLoop(Loop):
         )
         self._replay()
         self._fail_crash_loops()
-        if self._ask(self.outstanding):
+        if self.total < g.asked:
+            raise ConfigError("--generations", f"this asynchronous run has asked for {g.asked} points already: "
+                              f"its budget ({self.total} evaluations now) cannot be lower")
+        if self._ask(self._rules):
             self._write()  # what was asked must be in the file before anything is evaluated
         buffered = {r.ident for r in self.buffer}
         self.queue = deque((i, x) for i, x in self._points.items() if i not in buffered)
@@ -121,10 +126,10 @@ class SteadyLoop(Loop):
                 self.finishing = True
                 self.lock.notify_all()
             breeder.join()
+        for ident in abandoned:  # stopped, not crashed: not counted against them
+            self.journal.abandoned_id(ident)
         if self.failure:
             raise self.failure[0]
-        for ident in abandoned:
-            self.journal.abandoned_id(ident)
         interrupted = g.told < self.total
         if self.records or self.generation == 0:  # the breeder wrote the last batch when it was due
             self._write()
@@ -163,12 +168,12 @@ class SteadyLoop(Loop):
             every = self.config.checkpoint
             while True:
                 with self.lock:
-                    self.lock.wait_for(lambda: self.finishing or self._ready())
-                    if not self._ready():
+                    self.lock.wait_for(lambda: self.finishing or self._ready(self._rules))
+                    if not self._ready(self._rules):
                         return
-                self._tell_ready(self.outstanding)
+                self._tell_ready(self._rules)
                 due = (self.generator.told >= self.total
-                       or self.generation % every.every_generations == 0
+                       or self.generation - self.written >= every.every_generations
                        or (every.every_seconds and time.time() - self.last_write >= every.every_seconds))
                 if due and not self.finishing:
                     self._write()
@@ -179,11 +184,18 @@ class SteadyLoop(Loop):
 
     # ------------------------------------------------------------ the generator's side
 
-    def _ask(self, outstanding):
-        """Ask for as many points as bring the outstanding ones up to ``outstanding``
-        (within the budget); queue them once the loop runs. Returns how many."""
+    @property
+    def _rules(self):
+        """What the generator's calls depend on besides the results: (the outstanding
+        target, the evaluation budget), as this session's journal event records them."""
+        return self.outstanding, self.total
+
+    def _ask(self, rules):
+        """Ask for as many points as bring the outstanding ones up to rules' target
+        (within its budget); queue them once the loop runs. Returns how many."""
         g = self.generator
-        n = max(0, min(outstanding - len(g.pending()[0]), self.total - g.asked))
+        outstanding, total = rules
+        n = max(0, min(outstanding - len(g.pending()[0]), total - g.asked))
         if n:
             ids, U = g.ask(n)
             X = self.problem.to_physical(U)
@@ -194,29 +206,29 @@ class SteadyLoop(Loop):
                 self.all_queued = g.asked >= self.total
         return n
 
-    def _ready(self):
+    def _ready(self, rules):
         """A batch can be told: a full one, or the last one once nothing else is outstanding."""
         if len(self.buffer) >= self.batch:
             return True
         g = self.generator
-        return bool(self.buffer) and g.asked >= self.total and len(self.buffer) == len(g.pending()[0])
+        return bool(self.buffer) and g.asked >= rules[1] and len(self.buffer) == len(g.pending()[0])
 
-    def _tell_ready(self, outstanding):
+    def _tell_ready(self, rules):
         while True:
             with self.lock:
-                if not self._ready():
+                if not self._ready(rules):
                     return
                 batch = self.buffer[:self.batch]
                 del self.buffer[:self.batch]
-            self._tell(batch, outstanding)
+            self._tell(batch, rules)
 
-    def _tell(self, batch, outstanding):
+    def _tell(self, batch, rules):
         g = self.generator
         asked_before = g.asked
         ids = np.array([r.ident for r in batch], dtype=np.int64)
         F = np.array([r.outcome.objectives for r in batch], dtype=float)
         g.tell(ids, F)
-        self._ask(outstanding)
+        self._ask(rules)
         with self.lock:
             for ident in ids:
                 self._points.pop(int(ident), None)
@@ -255,10 +267,10 @@ class SteadyLoop(Loop):
         g = self.generator
         ids, U = g.pending()
         self._points = dict(zip((int(i) for i in ids), self.problem.to_physical(U) if len(U) else U))
-        outstanding = self.outstanding
+        rules = self._rules
         for e in self.journal.entries:
             if e["event"] == "session":
-                outstanding = e.get("outstanding", outstanding)
+                rules = (e.get("outstanding", rules[0]), e.get("total", rules[1]))
             elif e["event"] == "done" and "id" in e and e["id"] in self._points:
                 ident = e["id"]
                 if any(r.ident == ident for r in self.buffer):
@@ -272,7 +284,7 @@ class SteadyLoop(Loop):
                                   None if e["features"] is None else np.array(e["features"]))
                 self.buffer.append(Result(ident, self._points[ident], outcome, e["seconds"], e["rank"], e["time"]))
                 self.reused += 1
-                self._tell_ready(outstanding)
+                self._tell_ready(rules)
         if self.reused:
             log.info("journal: %d evaluations since the checkpoint reused, %d batches replayed",
                      self.reused, len(self.records))
@@ -285,7 +297,7 @@ class SteadyLoop(Loop):
                 outcome = self.problem.penalised(f"in flight during {crashes} crashes of the job")
                 log.warning("individual %d: in flight during %d crashes, recorded as failed", ident, crashes)
                 self._done(ident, outcome, 0.0, -1)
-        self._tell_ready(self.outstanding)
+        self._tell_ready(self._rules)
 
     # ------------------------------------------------------------ files and log
 
@@ -301,7 +313,7 @@ class SteadyLoop(Loop):
         self.writer.checkpoint(records, state, {"config": json.dumps(self.config.resolved())})
         outstanding = {int(i) for i in self.generator.pending()[0]}
         self.journal.clear(keep=lambda e: e["event"] == "session" or e.get("id") in outstanding)
-        self.last_write = time.time()
+        self.last_write, self.written = time.time(), self.generation
         if time.time() - self.last_line >= PROGRESS_SECONDS:
             self._line()
 

@@ -262,3 +262,20 @@ def test_a_failed_checkpoint_after_shadowed_ones_keeps_the_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5"]
     writer.checkpoint([_record(2)], _state(2))
     assert len(_contents(path)[2]) == 3 and writer.copied == 2
+
+
+def test_journal_drops_a_line_cut_short_before_appending(tmp_path):
+    """A kill or a full disk can cut the journal's last line short: the next session
+    must not glue its first event to it."""
+    from hpcopt.journal import Journal
+
+    path = str(tmp_path / "run.h5")
+    with open(path + ".journal", "w") as f:
+        f.write('{"event": "session"}\n{"event": "done", "g": 0, "i": 1, "x": [0.')
+    journal = Journal(path, outstanding=3)
+    journal.abandoned(0, 2)
+    journal.close()
+    again = Journal(path)
+    journal_events = [e["event"] for e in again.entries]
+    again.close()
+    assert journal_events == ["session", "session", "abandoned"]

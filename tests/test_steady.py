@@ -195,3 +195,36 @@ def test_extending_a_finished_run_continues_exactly(tmp_path):
     assert sorted(replay(tmp_path / "run.h5")) == list(range(12 + 8 * 12))
     best = hpcopt("best", tmp_path / "run.h5", cwd=HERE)
     assert best.stdout.startswith("best: batch ") and ", id " in best.stdout
+
+
+def test_replay_uses_each_session_budget(tmp_path):
+    """The last ask of a run is cut to its budget (62 - 60 = 2 points, not a batch of
+    4). Killed after it and resumed with a larger budget, the replay must cut it as the
+    killed session did, or the points it asks differ from those evaluated."""
+    optimizer = {**OPTIMIZER, "offspring": 10}  # 12 + 5 x 10 = 62 evaluations
+    path = write_config(tmp_path, problem=counted_problem(0.02), optimizer=optimizer,
+                        checkpoint={"every_generations": 1000})
+    log = tmp_path / "calls.log"
+    job = start(["run", path, "-o", tmp_path / "run.h5"], 1, log)
+    wait_for_lines(log, 58, job)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait(timeout=60)
+    resumed = start(["resume", tmp_path / "run.h5", "--generations", "9"], 1, log)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert re.search(r"journal: \d+ evaluations since the checkpoint reused, \d+ batches replayed", err)
+    assert sorted(replay(tmp_path / "run.h5")) == list(range(12 + 8 * 10))
+
+
+def test_a_budget_below_what_was_asked_is_refused(tmp_path):
+    path = write_config(tmp_path, problem=counted_problem(0.02), optimizer=OPTIMIZER)
+    log = tmp_path / "calls.log"
+    job = start(["run", path, "-o", tmp_path / "run.h5"], 1, log)
+    wait_for_lines(log, 30, job)
+    os.killpg(job.pid, signal.SIGTERM)
+    assert job.wait(timeout=60) == 3
+    before = (tmp_path / "run.h5").read_bytes()
+    done = hpcopt("resume", tmp_path / "run.h5", "--generations", "2", cwd=HERE, check=False,
+                  env={"HPCOPT_TEST_LOG": str(log)})
+    assert done.returncode == 2 and "--generations" in done.stderr and "cannot be lower" in done.stderr
+    assert (tmp_path / "run.h5").read_bytes() == before
