@@ -98,8 +98,9 @@ class Writer:
     the Writer that wrote it: the first checkpoint of a process copies the whole
     file, and so does one that finds the shadow open in a reader (h5py holds a
     shared lock on what it reads; ``hpcopt status`` too) - a reader that opened
-    the run file before the previous checkpoint keeps its snapshot unchanged. On
-    a filesystem without hard links every checkpoint copies the whole file.
+    the run file before the previous checkpoint keeps its snapshot unchanged.
+    Where readers cannot be seen (no hard links, no flock, or
+    HDF5_USE_FILE_LOCKING=FALSE) every checkpoint copies the whole file.
     ``close()`` removes the shadow.
     """
 
@@ -147,7 +148,7 @@ class Writer:
     def _claim_shadow(self):
         """A descriptor holding an exclusive lock on a trusted shadow nobody reads,
         else None (the shadow must be made again)."""
-        if not self._trusted:
+        if not self._trusted or not _readers_lock():
             return None
         try:
             fd = os.open(self.shadow, os.O_RDWR)
@@ -155,11 +156,9 @@ class Writer:
             return None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # a reader has the previous checkpoint open: leave it its snapshot
+        except OSError:  # a reader has the previous checkpoint open, or no locks here to tell
             os.close(fd)
             return None
-        except OSError:  # no locks on this filesystem (readers there must not hold the file open)
-            pass
         return fd
 
     def _copy_whole(self):
@@ -188,6 +187,12 @@ class Writer:
         self._trusted = False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.shadow)
+
+
+def _readers_lock():
+    """Whether readers' HDF5 holds a lock on what it reads (not with
+    HDF5_USE_FILE_LOCKING=FALSE, which a site without locks sets for every process)."""
+    return os.environ.get("HDF5_USE_FILE_LOCKING", "").strip().upper() not in ("FALSE", "0")
 
 
 def _fsync(path):
