@@ -279,3 +279,15 @@ def test_journal_drops_a_line_cut_short_before_appending(tmp_path):
     journal_events = [e["event"] for e in again.entries]
     again.close()
     assert journal_events == ["session", "session", "abandoned"]
+
+
+def test_without_hdf5_file_locking_every_checkpoint_copies(tmp_path, monkeypatch):
+    """Readers that take no lock cannot be seen: the shadow is never updated in place."""
+    monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
+    path = tmp_path / "run.h5"
+    runfile.create(path, {}, np.zeros(2), np.ones(2), _state(-1))
+    writer = runfile.Writer(path)
+    for g in range(3):
+        writer.checkpoint([_record(g)], _state(g))
+    writer.close()
+    assert writer.copied == 3 and len(_contents(path)[2]) == 3
