@@ -189,12 +189,13 @@ class CpuSampler:
 # ---------------------------------------------------------------- one run
 
 
-def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0, asynchronous=False):
+def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0, asynchronous=False, rank0="auto"):
     """``mpiexec -n ranks hpcopt run`` of the sleeping problem; returns a result dict.
 
     rank0_chunk > 0: rank 0 computes instead of sleeping, holding the GIL in chunks of
     that many seconds (scheduler_problem.hold_gil). asynchronous: hpcopt's asynchronous
-    mode (optimizer.asynchronous, default batch), the same evaluation budget.
+    mode (optimizer.asynchronous, default batch), the same evaluation budget. rank0:
+    hpcopt's --rank0 (auto: rank 0 evaluates below 32 ranks, only dispatches from there).
     """
     population = per_rank * ranks
     frozen = {"median": median, "sigma": sigma, **({"rank0_chunk": rank0_chunk} if rank0_chunk else {})}
@@ -208,21 +209,22 @@ def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0, a
         "optimizer": {"algorithm": "ibea", "population": population, "offspring": population,
                       "generations": generations, "seed": 1, **({"asynchronous": True} if asynchronous else {})},
     }
-    label = f"{ranks}_{'rank0' if rank0_chunk else 'sleep'}{'_async' if asynchronous else ''}"
+    label = f"{ranks}_{'rank0' if rank0_chunk else 'sleep'}{'_async' if asynchronous else ''}_{rank0}"
     config_path = Path(workdir) / f"scheduler_{label}.json"
     config_path.write_text(json.dumps(config, indent=1), encoding="utf-8")
     runfile = Path(workdir) / f"scheduler_{label}.h5"
     command = [str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "hpcopt"), "run", str(config_path),
-               "-o", str(runfile), "-q"]
+               "-o", str(runfile), "-q", "--rank0", rank0]
+    mode = {"rank0": rank0, "rank0_evaluates": {"evaluate": True, "dispatch": False}.get(rank0, ranks < 32)}
     start = time.perf_counter()
     with CpuSampler() as cpu:
         done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        return {"ranks": ranks, "rank0_chunk": rank0_chunk, "asynchronous": asynchronous,
+        return {"ranks": ranks, "rank0_chunk": rank0_chunk, "asynchronous": asynchronous, **mode,
                 "error": f"exit {done.returncode}: {done.stderr.strip()[-2000:]}"}
     if asynchronous:
-        return {"ranks": ranks, "rank0_chunk": rank0_chunk, "asynchronous": True, "population": population,
+        return {"ranks": ranks, "rank0_chunk": rank0_chunk, "asynchronous": True, **mode, "population": population,
                 "wall": wall, "cpu": cpu, **asynchronous_measures(runfile, ranks)}
     rows = generation_table(runfile, ranks)
     # The durations are the sleeps asked for, plus the sleep's overshoot on a busy machine.
@@ -232,7 +234,8 @@ def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0, a
     measured = np.concatenate([row["seconds"] for row in rows])
     first, last = rows[0]["start"], rows[-1]["end"]
     return {
-        "ranks": ranks, "rank0_chunk": rank0_chunk, "asynchronous": False, "population": population, "rows": rows,
+        "ranks": ranks, "rank0_chunk": rank0_chunk, "asynchronous": False, **mode, "population": population,
+        "rows": rows,
         "wall": wall, "run_utilisation": float(measured.sum()) / ranks / (last - first),
         "overshoot_median": float(np.median(measured - asked)), "overshoot_max": float(np.max(measured - asked)),
         "cpu_busy": cpu.busy(first, last),
@@ -258,8 +261,12 @@ def summarise(result):
 
 
 def role(result):
+    """What rank 0 did: its evaluations slept or computed, or it only dispatched."""
     chunk = result["rank0_chunk"]
-    return f"computes (GIL held {1000 * chunk:g} ms at a time)" if chunk else "sleeps"
+    if not result["rank0_evaluates"]:
+        return "only dispatches (--rank0 auto, from 32 ranks)" + (", a cell-model run" if chunk else "")
+    what = f"computes (GIL held {1000 * chunk:g} ms at a time)" if chunk else "sleeps"
+    return what + (" (--rank0 evaluate)" if result["rank0"] == "evaluate" else "")
 
 
 def asynchronous_section(results, generational):
@@ -350,11 +357,17 @@ def report(results, args, seconds_total, load, asynchronous=()):
               "rank sleeps; the same thresholds are applied to the rank-0-computes runs, for information):", ""]
     rows = []
     for result in sorted(results, key=lambda r: bool(r["rank0_chunk"])):
-        if result["ranks"] not in TARGETS:
+        if result["ranks"] not in TARGETS or result["rank0"] != "auto":
             continue
         goal = TARGETS[result["ranks"]]
-        scenario = (f", rank 0 computing (GIL held {1000 * result['rank0_chunk']:g} ms at a time, as NEURON does; "
-                    "the issue's target applied to it)" if result["rank0_chunk"] else ", every rank sleeping")
+        if not result["rank0_chunk"]:
+            scenario = ", every rank sleeping" + ("" if result["rank0_evaluates"] else " (rank 0 only dispatches)")
+        elif result["rank0_evaluates"]:
+            scenario = (f", a cell-model run: rank 0's evaluations compute, GIL held {1000 * result['rank0_chunk']:g} "
+                        "ms at a time, as NEURON does (the issue's target applied to it)")
+        else:
+            scenario = (", a cell-model run: rank 0 only dispatches (the default from 32 ranks; the issue's "
+                        "target applied to it)")
         if "error" in result:
             rows.append(results_json.target(f"scheduler efficiency, {result['ranks']} ranks{scenario} (median over "
                                             "generations)", f">= {goal}", "run failed", False))
@@ -384,7 +397,9 @@ def report(results, args, seconds_total, load, asynchronous=()):
         "Rank 0 *sleeps*: every rank sleeps (the targets are judged on these runs). Rank 0 *computes*: "
         "rank 0's own evaluations compute for the same time while holding Python's GIL in chunks, as a "
         "NEURON integration does; its dispatcher thread (which hands work to the other ranks and takes their "
-        "results) then runs only between chunks. No target; it shows what a cell model does to the scheduler.",
+        "results) then runs only between chunks. From 32 ranks hpcopt's default (`--rank0 auto`) has rank 0 "
+        "only dispatch (the efficiency then counts the rank it gives up: the greedy makespan is for all N "
+        "ranks); the run with `--rank0 evaluate` at that size shows why.",
         "",
         "Overhead per generation: generation time minus the perfect greedy makespan (dispatch latency, "
         "ask and tell); per evaluation: that divided by the generation's individuals (the dispatcher on rank 0 "
@@ -422,17 +437,20 @@ def main():
                         help="rank counts of the asynchronous-mode runs, every rank sleeping (default 16,64)")
     parser.add_argument("--async-rank0-ranks", default="16",
                         help="rank counts of the asynchronous-mode runs with rank 0 computing (default 16)")
+    parser.add_argument("--rank0-forced-ranks", default="64",
+                        help="rank counts of extra rank-0-computes runs with --rank0 evaluate, no target (default 64)")
     parser.add_argument("--quick", action="store_true",
                         help="4 and 16 ranks (rank 0 computing: 16; asynchronous: 16), 3 generations (CI smoke run)")
     parser.add_argument("--no-write", action="store_true", help="do not write results/scheduler.{md,json}")
     args = parser.parse_args()
     if args.quick:
         args.ranks, args.rank0_ranks, args.generations = "4,16", "16", 3
-        args.async_ranks, args.async_rank0_ranks = "16", ""
+        args.async_ranks, args.async_rank0_ranks, args.rank0_forced_ranks = "16", "", ""
     try:
         sizes = [int(n) for n in args.ranks.split(",")]
         rank0_sizes = [int(n) for n in args.rank0_ranks.split(",")] if args.rank0_chunk > 0 else []
         async_sizes = [int(n) for n in args.async_ranks.split(",") if n]
+        forced_sizes = [int(n) for n in args.rank0_forced_ranks.split(",") if n] if args.rank0_chunk > 0 else []
         async_rank0_sizes = [int(n) for n in args.async_rank0_ranks.split(",") if n] if args.rank0_chunk > 0 else []
     except ValueError:
         parser.error(f"--ranks, --rank0-ranks: expected comma-separated integers, found {args.ranks!r}, "
@@ -443,9 +461,11 @@ def main():
     start, load = time.perf_counter(), os.getloadavg()
     results, async_results = [], []
     with tempfile.TemporaryDirectory(prefix="scheduler_bench_") as workdir:
-        runs = [(n, 0.0) for n in sizes] + [(n, args.rank0_chunk) for n in rank0_sizes]
-        for ranks, chunk in runs:
-            result = run(ranks, args.per_rank, args.generations, args.median, args.sigma, workdir, chunk)
+        runs = ([(n, 0.0, "auto") for n in sizes] + [(n, args.rank0_chunk, "auto") for n in rank0_sizes]
+                + [(n, args.rank0_chunk, "evaluate") for n in forced_sizes])
+        for ranks, chunk, rank0 in runs:
+            result = run(ranks, args.per_rank, args.generations, args.median, args.sigma, workdir, chunk,
+                         rank0=rank0)
             results.append(result)
             if "error" in result:
                 print(f"{ranks} ranks, rank 0 {role(result)}: {result['error']}", file=sys.stderr)

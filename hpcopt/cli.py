@@ -31,6 +31,11 @@ from .problem import Problem
 
 log = logging.getLogger("hpcopt")
 
+DISPATCH_ONLY_FROM = 32  # ranks; from here rank 0 only dispatches by default (--rank0 auto)
+RANK0_HELP = ("what rank 0 does besides running the optimiser: 'evaluate' (as every rank does), 'dispatch' "
+              "(only hand work out and take results, so that it answers at once), 'auto' (default: evaluate "
+              f"below {DISPATCH_ONLY_FROM} ranks, dispatch from there)")
+
 
 def main(argv=None):
     parser = _parser()
@@ -60,12 +65,16 @@ def _parser():
     run.add_argument("--continue", dest="continue_run", action="store_true",
                      help="if the run file exists, continue it (its config must match, the generation budget "
                           "may grow); a finished run exits 0 (for job scripts)")
+    run.add_argument("--rank0", choices=("auto", "evaluate", "dispatch"), default="auto",
+                     help=RANK0_HELP)
     run.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     run.set_defaults(handler=_run)
 
     resume = commands.add_parser("resume", help="continue a run from its run file")
     resume.add_argument("runfile")
     resume.add_argument("--generations", type=int, help="new total number of generations")
+    resume.add_argument("--rank0", choices=("auto", "evaluate", "dispatch"), default="auto",
+                        help=RANK0_HELP)
     resume.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     resume.set_defaults(handler=_run)
 
@@ -150,7 +159,9 @@ def _run(args):
         if rank != 0:
             parallel.serve(comm, evaluate)
             return 0
-        evaluator = parallel.Evaluator(comm, evaluate)
+        size = comm.Get_size()
+        evaluates = {"evaluate": True, "dispatch": False}.get(args.rank0, size < DISPATCH_ONLY_FROM)
+        evaluator = parallel.Evaluator(comm, evaluate, rank0_evaluates=evaluates or size == 1)
         from . import driver, steady
 
         if not resume:

@@ -102,8 +102,8 @@ class Loop:
             log.info("run already finished (%s)", self._reason())
             return EXIT_DONE
         log.info(
-            "%s: generation %d of %d, %d ranks, %s, population %d",
-            self.path, self.generation, budget, getattr(self.evaluator, "size", 1),
+            "%s: generation %d of %d, %s, %s, population %d",
+            self.path, self.generation, budget, _ranks(self.evaluator),
             self.config.optimizer.algorithm, self.config.optimizer.population,
         )
         status = EXIT_DONE
@@ -257,6 +257,11 @@ class Loop:
             return self.stop_reason
         budget = self.config.optimizer.generations
         return f"generation budget of {budget} met" if self.generation >= budget else "not finished"
+
+
+def _ranks(evaluator):
+    describe = getattr(evaluator, "describe", None)
+    return describe() if describe else f"{getattr(evaluator, 'size', 1)} ranks"
 
 
 def _best_so_far(run):

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import runfile
-from .driver import EXIT_DONE, EXIT_INTERRUPTED, Loop, _duration, _state
+from .driver import EXIT_DONE, EXIT_INTERRUPTED, Loop, _duration, _ranks, _state
 from .errors import ConfigError, RunFileError
 from .journal import CRASHES_BEFORE_FAILING
 from .parallel import END
@@ -99,8 +99,8 @@ class SteadyLoop(Loop):
             log.info("run already finished (%s)", self._reason())
             return EXIT_DONE
         log.info(
-            "%s: asynchronous IBEA, %d of %d evaluations told, %d ranks, population %d, batches of %d, "
-            "%d points outstanding", self.path, g.told, self.total, getattr(self.evaluator, "size", 1),
+            "%s: asynchronous IBEA, %d of %d evaluations told, %s, population %d, batches of %d, "
+            "%d points outstanding", self.path, g.told, self.total, _ranks(self.evaluator),
             self.config.optimizer.population, self.batch, self.outstanding,
         )
         self._replay()

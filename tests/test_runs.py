@@ -43,6 +43,18 @@ def test_same_result_at_every_size(reference, ranks, tmp_path):
     assert set(ranks_used) == set(range(ranks))  # every rank evaluated, rank 0 included
 
 
+def test_rank0_dispatch_only_gives_the_same_result(reference, tmp_path):
+    """--rank0 dispatch: rank 0 evaluates nothing, and the answer does not change."""
+    optimizer, expected = reference
+    path = write_config(tmp_path, problem=zdt1_problem(), optimizer=optimizer)
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", "--rank0", "dispatch", ranks=3)
+    assert "3 ranks (rank 0 only dispatches)" in done.stderr
+    assert_same_results(tmp_path / "run.h5", expected)
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        ranks_used = np.concatenate([g["rank"][()] for g in f["generations"].values()])
+    assert set(ranks_used) == {1, 2}
+
+
 @pytest.mark.parametrize("first, second", [(2, 3), (3, 1)])
 def test_resume_equals_uninterrupted(reference, first, second, tmp_path):
     """5 generations, then resume to 10 on another number of ranks == 10 in one go."""
