@@ -215,7 +215,8 @@ def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0, a
     runfile = Path(workdir) / f"scheduler_{label}.h5"
     command = [str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "hpcopt"), "run", str(config_path),
                "-o", str(runfile), "-q", "--rank0", rank0]
-    mode = {"rank0": rank0, "rank0_evaluates": {"evaluate": True, "dispatch": False}.get(rank0, ranks < 32)}
+    auto = ranks < (8 if asynchronous else 32)  # hpcopt's --rank0 auto
+    mode = {"rank0": rank0, "rank0_evaluates": {"evaluate": True, "dispatch": False}.get(rank0, auto)}
     start = time.perf_counter()
     with CpuSampler() as cpu:
         done = subprocess.run(command, capture_output=True, text=True)
@@ -264,7 +265,8 @@ def role(result):
     """What rank 0 did: its evaluations slept or computed, or it only dispatched."""
     chunk = result["rank0_chunk"]
     if not result["rank0_evaluates"]:
-        return "only dispatches (--rank0 auto, from 32 ranks)" + (", a cell-model run" if chunk else "")
+        why = "asynchronous, from 8 ranks" if result["asynchronous"] else "from 32 ranks"
+        return f"only dispatches (--rank0 auto, {why})" + (", a cell-model run" if chunk else "")
     what = f"computes (GIL held {1000 * chunk:g} ms at a time)" if chunk else "sleeps"
     return what + (" (--rank0 evaluate)" if result["rank0"] == "evaluate" else "")
 

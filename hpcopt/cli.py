@@ -32,9 +32,11 @@ from .problem import Problem
 log = logging.getLogger("hpcopt")
 
 DISPATCH_ONLY_FROM = 32  # ranks; from here rank 0 only dispatches by default (--rank0 auto)
+DISPATCH_ONLY_FROM_ASYNCHRONOUS = 8  # the same in asynchronous runs
 RANK0_HELP = ("what rank 0 does besides running the optimiser: 'evaluate' (as every rank does), 'dispatch' "
               "(only hand work out and take results, so that it answers at once), 'auto' (default: evaluate "
-              f"below {DISPATCH_ONLY_FROM} ranks, dispatch from there)")
+              f"below {DISPATCH_ONLY_FROM} ranks ({DISPATCH_ONLY_FROM_ASYNCHRONOUS} in asynchronous runs), dispatch "
+              "from there)")
 
 
 def main(argv=None):
@@ -160,7 +162,9 @@ def _run(args):
             parallel.serve(comm, evaluate)
             return 0
         size = comm.Get_size()
-        evaluates = {"evaluate": True, "dispatch": False}.get(args.rank0, size < DISPATCH_ONLY_FROM)
+        # auto: in an asynchronous run rank 0 tells, asks and checkpoints all along: it evaluates on small jobs only
+        auto = size < (DISPATCH_ONLY_FROM_ASYNCHRONOUS if config.optimizer.asynchronous else DISPATCH_ONLY_FROM)
+        evaluates = {"evaluate": True, "dispatch": False}.get(args.rank0, auto)
         evaluator = parallel.Evaluator(comm, evaluate, rank0_evaluates=evaluates or size == 1)
         from . import driver, steady
 

@@ -123,34 +123,39 @@ class Evaluator:
                 if not queue:
                     return END
                 i = queue.popleft()
-            started(i, rank)
             return i, X[i]
 
         def finish(i, outcome, seconds, rank):
             results[i] = (outcome, seconds, rank)
             done(i, outcome, seconds, rank)
 
-        abandoned = self.stream(take, finish, stopping=stopping, grace=grace)
+        abandoned = self.stream(take, finish, started=started, stopping=stopping, grace=grace)
         return results, abandoned
 
-    def stream(self, take, done, *, stopping=None, grace=0.0):
+    def stream(self, take, done, *, started=None, stopping=None, grace=0.0):
         """Evaluate whatever ``take`` hands out, on every rank, until it has no more.
 
         take(rank) -> (key, x) for ``rank`` to evaluate now, None when nothing is ready
         yet (it is asked again shortly), or END once nothing more will come; called from
-        two threads. done(key, outcome, seconds, rank) as each evaluation finishes (from
+        two threads, it must not block or write files. started(key, rank) once a key is
+        on its way, done(key, outcome, seconds, rank) as each evaluation finishes (from
         two threads). Once ``stopping()`` is true no new evaluation starts, and those in
         flight on other ranks are waited for at most ``grace`` seconds, then abandoned.
-        Rank 0 evaluates too, in this thread.
+        Rank 0 evaluates too, in this thread, if ``rank0_evaluates``.
+
+        The dispatcher sends a rank its next task before it records anything: every file
+        write (the journal) lets go of the GIL, which rank 0's own evaluation may then
+        hold for a whole integration chunk, and the rank would wait for each of them.
 
         Returns [keys of abandoned evaluations].
         """
         stopping = stopping or (lambda: False)
+        started = started or (lambda key, rank: None)
         failure, abandoned = [], []
         dispatcher = None
         if self.size > 1:
             dispatcher = threading.Thread(
-                target=self._dispatch, args=(take, done, stopping, grace, failure, abandoned), daemon=True
+                target=self._dispatch, args=(take, started, done, stopping, grace, failure, abandoned), daemon=True
             )
             dispatcher.start()
         delay = 1e-5
@@ -164,6 +169,7 @@ class Evaluator:
                 continue
             delay = 1e-5
             key, x = task
+            started(key, 0)
             start = time.perf_counter()
             outcome = self.evaluate(x)
             done(key, outcome, time.perf_counter() - start, 0)
@@ -174,7 +180,7 @@ class Evaluator:
         self.abandoned = self.abandoned or bool(abandoned)
         return abandoned
 
-    def _dispatch(self, take, done, stopping, grace, failure, abandoned):
+    def _dispatch(self, take, started, done, stopping, grace, failure, abandoned):
         try:
             busy = {}  # rank -> key it evaluates
             idle = list(range(1, self.size))
@@ -182,18 +188,26 @@ class Evaluator:
             stop_noticed = None
             status = MPI.Status()
             delay = 1e-5
+
+            def serve(rank):
+                """Send ``rank`` its next task if there is one; False if not."""
+                nonlocal ended
+                if ended or stopping():
+                    return False
+                task = take(rank)
+                if task is END:
+                    ended = True
+                if task is None or task is END:
+                    return False
+                self.comm.send(task, dest=rank, tag=TASK)
+                busy[rank] = task[0]
+                started(task[0], rank)
+                return True
+
             while True:
-                while idle and not ended and not stopping():
-                    task = take(idle[0])
-                    if task is END:
-                        ended = True
-                    elif task is None:  # nothing ready for anyone yet
-                        break
-                    else:
-                        rank = idle.pop(0)
-                        self.comm.send(task, dest=rank, tag=TASK)
-                        busy[rank] = task[0]
-                        delay = 1e-5
+                while idle and serve(idle[0]):
+                    idle.pop(0)
+                    delay = 1e-5
                 if not busy and (ended or stopping()):
                     return
                 message = self.comm.improbe(source=MPI.ANY_SOURCE, tag=RESULT, status=status)
@@ -210,8 +224,9 @@ class Evaluator:
                 rank = status.Get_source()
                 key, outcome, elapsed = message.recv()
                 del busy[rank]
+                if not serve(rank):  # its next task first, the bookkeeping after
+                    idle.insert(0, rank)
                 done(key, outcome, elapsed, rank)
-                idle.insert(0, rank)  # it gets the next task first
         except BaseException as err:  # re-raised in the main thread
             failure.append(err)
 

@@ -118,7 +118,8 @@ class SteadyLoop(Loop):
         breeder.start()
         try:
             abandoned = self.evaluator.stream(
-                self._take, self._done, stopping=lambda: self._stopping() or bool(self.failure),
+                self._take, self._done, started=self.journal.started_id,
+                stopping=lambda: self._stopping() or bool(self.failure),
                 grace=self.config.checkpoint.stop_within,
             )
         finally:
@@ -150,9 +151,7 @@ class SteadyLoop(Loop):
         with self.lock:
             if not self.queue:
                 return END if self.all_queued else None
-            ident, x = self.queue.popleft()
-            self.journal.started_id(ident, rank)
-        return ident, x
+            return self.queue.popleft()
 
     def _done(self, ident, outcome, seconds, rank):
         """Evaluator.stream's sink: journal and buffer in one order."""
