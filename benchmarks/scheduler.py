@@ -306,7 +306,8 @@ def asynchronous_section(results, generational):
             continue
         met = result["utilisation_working"] >= ASYNC_TARGET
         rows.append(results_json.target(
-            f"asynchronous mode: rank utilisation while work remains, {result['ranks']} ranks, every rank sleeping "
+            f"asynchronous mode: rank utilisation while work remains, {result['ranks']} ranks, evaluations "
+            f"sleeping, rank 0 {role(result)} "
             f"({result['evaluations']} evaluations; whole run with the final drain "
             f"{result['run_utilisation']:.3f}; generational "
             f"{twin['run_utilisation'] if twin else float('nan'):.3f})",
