@@ -358,7 +358,8 @@ def _remove_stale_temporaries(path):
     """Temporary and shadow files of checkpoints a killed job left (we hold the lock)."""
     directory, name = os.path.split(os.path.abspath(path))
     for entry in os.listdir(directory):
-        if entry.startswith(f".{name}.tmp") or entry in (f".{name}.shadow", f".{name}.previous"):
+        stale_tmp = entry.startswith(f".{name}.tmp") and entry[len(name) + 5:].isdigit()
+        if stale_tmp or entry in (f".{name}.shadow", f".{name}.previous"):
             os.unlink(os.path.join(directory, entry))
 
 

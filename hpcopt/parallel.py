@@ -143,9 +143,10 @@ class Evaluator:
         flight on other ranks are waited for at most ``grace`` seconds, then abandoned.
         Rank 0 evaluates too, in this thread, if ``rank0_evaluates``.
 
-        The dispatcher sends a rank its next task before it records anything: every file
-        write (the journal) lets go of the GIL, which rank 0's own evaluation may then
-        hold for a whole integration chunk, and the rank would wait for each of them.
+        The dispatcher sends a rank its next task (after its start is journaled, so that
+        a crash counts it) before it records the result that rank sent: every file write
+        lets go of the GIL, which rank 0's own evaluation may then hold for a whole
+        integration chunk, and the rank would wait for each of them.
 
         Returns [keys of abandoned evaluations].
         """
@@ -199,9 +200,9 @@ class Evaluator:
                     ended = True
                 if task is None or task is END:
                     return False
+                started(task[0], rank)  # before the send: a crash must count what may be running
                 self.comm.send(task, dest=rank, tag=TASK)
                 busy[rank] = task[0]
-                started(task[0], rank)
                 return True
 
             while True:

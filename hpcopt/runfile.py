@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 
@@ -99,8 +100,8 @@ class Writer:
     file, and so does one that finds the shadow open in a reader (h5py holds a
     shared lock on what it reads; ``hpcopt status`` too) - a reader that opened
     the run file before the previous checkpoint keeps its snapshot unchanged.
-    Where readers cannot be seen (no hard links, no flock, or
-    HDF5_USE_FILE_LOCKING=FALSE) every checkpoint copies the whole file.
+    Where readers cannot be seen (see ``readers_are_seen``; no hard links; no
+    flock) every checkpoint copies the whole file.
     ``close()`` removes the shadow.
     """
 
@@ -111,6 +112,7 @@ class Writer:
         self.shadow = os.path.join(directory, f".{name}.shadow")
         self._previous = os.path.join(directory, f".{name}.previous")
         self._trusted = False  # the shadow holds the checkpoint before the run file's, written here
+        self.in_place = readers_are_seen(directory)  # else every checkpoint copies the whole file
         self.copied = 0  # checkpoints that copied the whole file (tests and benchmarks read it)
 
     def checkpoint(self, records, state, attrs=None):
@@ -148,7 +150,7 @@ class Writer:
     def _claim_shadow(self):
         """A descriptor holding an exclusive lock on a trusted shadow nobody reads,
         else None (the shadow must be made again)."""
-        if not self._trusted or not _readers_lock():
+        if not self._trusted or not self.in_place:
             return None
         try:
             fd = os.open(self.shadow, os.O_RDWR)
@@ -169,6 +171,7 @@ class Writer:
 
     def _swap(self):
         """The shadow becomes the run file; the run file's old content the shadow."""
+        self._trusted = False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._previous)
         try:
@@ -189,10 +192,50 @@ class Writer:
             os.unlink(self.shadow)
 
 
-def _readers_lock():
-    """Whether readers' HDF5 holds a lock on what it reads (not with
-    HDF5_USE_FILE_LOCKING=FALSE, which a site without locks sets for every process)."""
-    return os.environ.get("HDF5_USE_FILE_LOCKING", "").strip().upper() not in ("FALSE", "0")
+# Filesystems local to a node: a reader there is on this node, and its lock is seen here.
+LOCAL_FILESYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "zfs", "f2fs", "overlay", "jfs"})
+
+
+def readers_are_seen(directory, mounts="/proc/self/mounts"):
+    """Whether a reader of a file in ``directory``, on any node, holds a lock this process
+    sees: HDF5 file locking is on here (a site without locks turns it off for all), and
+    the filesystem is local, or shared with locks that hold across nodes (Lustre mounted
+    with ``flock``, NFS with its lock service). Elsewhere (Lustre ``localflock``, NFS
+    ``nolock`` or ``local_lock``, GPFS, BeeGFS, anything unknown) a reader on a login node
+    would be invisible, so the Writer never updates a file in place there."""
+    if os.environ.get("HDF5_USE_FILE_LOCKING", "").strip().upper() in ("FALSE", "0"):
+        return False
+    mount = _mount_of(os.path.realpath(directory), mounts)
+    if mount is None:
+        return False
+    fstype, options = mount
+    if fstype in LOCAL_FILESYSTEMS:
+        return True
+    if fstype == "lustre":
+        return "flock" in options
+    if fstype in ("nfs", "nfs4"):
+        return "nolock" not in options and all(o in ("local_lock=none",) or not o.startswith("local_lock=")
+                                               for o in options)
+    return False
+
+
+def _mount_of(path, mounts):
+    """(filesystem type, set of mount options) of the mount holding ``path``, or None."""
+    best = None
+    try:
+        with open(mounts, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best[0])):
+            best = (point, fields[2], set(fields[3].split(",")))
+    return None if best is None else best[1:]
 
 
 def _fsync(path):

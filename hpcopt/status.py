@@ -12,7 +12,6 @@ runfile.RunFile and deletes it. The job never sees the reader.
 Nothing here imports h5py (runfile.py does); the journal is plain JSON lines.
 """
 
-import contextlib
 import errno
 import fcntl
 import json
@@ -207,14 +206,20 @@ def _copy(path, copy, attempts=5):
     for attempt in range(attempts):
         try:
             with open(path, "rb") as source, open(copy, "wb") as target:
-                with contextlib.suppress(OSError):  # as h5py does: the writer then leaves this file alone
+                try:  # as h5py does: the writer then leaves this version alone
                     fcntl.flock(source, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:  # opened just before it became the job's shadow: the next version
+                    time.sleep(0.05)
+                    continue
+                except OSError:  # no locks on this filesystem
+                    pass
                 shutil.copyfileobj(source, target, 1 << 22)
             return
         except OSError as err:
             if err.errno != errno.ESTALE or attempt == attempts - 1:
                 raise RunFileError(f"{path}: cannot read: {err.strerror}") from err
             time.sleep(0.1)
+    raise RunFileError(f"{path}: the job kept replacing it while it was read; try again")
 
 
 def read_journal(path):

@@ -284,6 +284,7 @@ def test_journal_drops_a_line_cut_short_before_appending(tmp_path):
 def test_without_hdf5_file_locking_every_checkpoint_copies(tmp_path, monkeypatch):
     """Readers that take no lock cannot be seen: the shadow is never updated in place."""
     monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
+    assert not runfile.readers_are_seen(tmp_path)
     path = tmp_path / "run.h5"
     runfile.create(path, {}, np.zeros(2), np.ones(2), _state(-1))
     writer = runfile.Writer(path)
@@ -291,3 +292,27 @@ def test_without_hdf5_file_locking_every_checkpoint_copies(tmp_path, monkeypatch
         writer.checkpoint([_record(g)], _state(g))
     writer.close()
     assert writer.copied == 3 and len(_contents(path)[2]) == 3
+
+
+@pytest.mark.parametrize("fstype, options, seen", [
+    ("ext4", "rw,relatime", True),
+    ("xfs", "rw", True),
+    ("lustre", "rw,flock,lazystatfs", True),
+    ("lustre", "rw,localflock", False),
+    ("lustre", "rw,noflock", False),
+    ("nfs4", "rw,vers=4.2,local_lock=none", True),
+    ("nfs", "rw,vers=3,local_lock=flock", False),
+    ("nfs", "rw,vers=3,nolock", False),
+    ("gpfs", "rw", False),
+    ("beegfs", "rw", False),
+    ("fuse.sshfs", "rw", False),
+])
+def test_in_place_updates_only_where_every_reader_is_seen(tmp_path, monkeypatch, fstype, options, seen):
+    """A reader on a login node must hold a lock the job sees, or the job copies the
+    whole file at every checkpoint: Lustre with flock, NFS with its lock service and
+    local filesystems qualify; node-local locks and unknown filesystems do not."""
+    monkeypatch.delenv("HDF5_USE_FILE_LOCKING", raising=False)
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"/dev/sda1 / ext4 rw 0 0\nserver:/a\\040b /scratch\\040x {fstype} {options} 0 0\n")
+    assert runfile.readers_are_seen("/scratch x/me/run", mounts) is seen
+    assert runfile.readers_are_seen("/scratch xy", mounts) is True  # another directory, on /
