@@ -57,6 +57,8 @@ import numpy as np
 import scheduler_problem
 import targets as results_json
 
+from hpcopt.cli import DISPATCH_ONLY_FROM, DISPATCH_ONLY_FROM_ASYNCHRONOUS, rank0_evaluates
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "scheduler.md"
 BIN = Path(sys.executable).parent
@@ -195,7 +197,7 @@ def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0, a
     rank0_chunk > 0: rank 0 computes instead of sleeping, holding the GIL in chunks of
     that many seconds (scheduler_problem.hold_gil). asynchronous: hpcopt's asynchronous
     mode (optimizer.asynchronous, default batch), the same evaluation budget. rank0:
-    hpcopt's --rank0 (auto: rank 0 evaluates below 32 ranks, only dispatches from there).
+    hpcopt's --rank0 (cli.rank0_evaluates: auto has rank 0 evaluate on small jobs only).
     """
     population = per_rank * ranks
     frozen = {"median": median, "sigma": sigma, **({"rank0_chunk": rank0_chunk} if rank0_chunk else {})}
@@ -215,8 +217,7 @@ def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0, a
     runfile = Path(workdir) / f"scheduler_{label}.h5"
     command = [str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "hpcopt"), "run", str(config_path),
                "-o", str(runfile), "-q", "--rank0", rank0]
-    auto = ranks < (8 if asynchronous else 32)  # hpcopt's --rank0 auto
-    mode = {"rank0": rank0, "rank0_evaluates": {"evaluate": True, "dispatch": False}.get(rank0, auto)}
+    mode = {"rank0": rank0, "rank0_evaluates": rank0_evaluates(rank0, ranks, asynchronous)}
     start = time.perf_counter()
     with CpuSampler() as cpu:
         done = subprocess.run(command, capture_output=True, text=True)
@@ -265,10 +266,21 @@ def role(result):
     """What rank 0 did: its evaluations slept or computed, or it only dispatched."""
     chunk = result["rank0_chunk"]
     if not result["rank0_evaluates"]:
-        why = "asynchronous, from 8 ranks" if result["asynchronous"] else "from 32 ranks"
+        why = (f"asynchronous, from {DISPATCH_ONLY_FROM_ASYNCHRONOUS} ranks" if result["asynchronous"]
+               else f"from {DISPATCH_ONLY_FROM} ranks")
         return f"only dispatches (--rank0 auto, {why})" + (", a cell-model run" if chunk else "")
     what = f"computes (GIL held {1000 * chunk:g} ms at a time)" if chunk else "sleeps"
     return what + (" (--rank0 evaluate)" if result["rank0"] == "evaluate" else "")
+
+
+def outcome(result):
+    """The headline figures of one run, for the progress lines."""
+    if result["asynchronous"]:
+        return (f"utilisation while work remains {result['utilisation_working']:.3f}, whole run "
+                f"{result['run_utilisation']:.3f}")
+    s = summarise(result)
+    return (f"efficiency median {s['median']:.3f}, min {s['min']:.3f}, utilisation {s['utilisation']:.3f}, "
+            f"static {s['static']:.3f}")
 
 
 def asynchronous_section(results, generational):
@@ -369,8 +381,8 @@ def report(results, args, seconds_total, load, asynchronous=()):
             scenario = (f", a cell-model run: rank 0's evaluations compute, GIL held {1000 * result['rank0_chunk']:g} "
                         "ms at a time, as NEURON does (the issue's target applied to it)")
         else:
-            scenario = (", a cell-model run: rank 0 only dispatches (the default from 32 ranks; the issue's "
-                        "target applied to it)")
+            scenario = (f", a cell-model run: rank 0 only dispatches (the default from {DISPATCH_ONLY_FROM} "
+                        "ranks; the issue's target applied to it)")
         if "error" in result:
             rows.append(results_json.target(f"scheduler efficiency, {result['ranks']} ranks{scenario} (median over "
                                             "generations)", f">= {goal}", "run failed", False))
@@ -400,7 +412,8 @@ def report(results, args, seconds_total, load, asynchronous=()):
         "Rank 0 *sleeps*: every rank sleeps (the targets are judged on these runs). Rank 0 *computes*: "
         "rank 0's own evaluations compute for the same time while holding Python's GIL in chunks, as a "
         "NEURON integration does; its dispatcher thread (which hands work to the other ranks and takes their "
-        "results) then runs only between chunks. From 32 ranks hpcopt's default (`--rank0 auto`) has rank 0 "
+        f"results) then runs only between chunks. From {DISPATCH_ONLY_FROM} ranks hpcopt's default (`--rank0 auto`) "
+        "has rank 0 "
         "only dispatch (the efficiency then counts the rank it gives up: the greedy makespan is for all N "
         "ranks); the run with `--rank0 evaluate` at that size shows why.",
         "",
@@ -464,29 +477,17 @@ def main():
     start, load = time.perf_counter(), os.getloadavg()
     results, async_results = [], []
     with tempfile.TemporaryDirectory(prefix="scheduler_bench_") as workdir:
-        runs = ([(n, 0.0, "auto") for n in sizes] + [(n, args.rank0_chunk, "auto") for n in rank0_sizes]
-                + [(n, args.rank0_chunk, "evaluate") for n in forced_sizes])
-        for ranks, chunk, rank0 in runs:
+        runs = ([(n, 0.0, "auto", False) for n in sizes] + [(n, args.rank0_chunk, "auto", False) for n in rank0_sizes]
+                + [(n, args.rank0_chunk, "evaluate", False) for n in forced_sizes]
+                + [(n, 0.0, "auto", True) for n in async_sizes]
+                + [(n, args.rank0_chunk, "auto", True) for n in async_rank0_sizes])
+        for ranks, chunk, rank0, asynchronous in runs:
             result = run(ranks, args.per_rank, args.generations, args.median, args.sigma, workdir, chunk,
-                         rank0=rank0)
-            results.append(result)
-            if "error" in result:
-                print(f"{ranks} ranks, rank 0 {role(result)}: {result['error']}", file=sys.stderr)
-            else:
-                s = summarise(result)
-                print(f"{ranks} ranks, rank 0 {role(result)}: efficiency median {s['median']:.3f}, "
-                      f"min {s['min']:.3f}, utilisation "
-                      f"{s['utilisation']:.3f}, static {s['static']:.3f} ({result['wall']:.1f} s)", file=sys.stderr)
-        for ranks, chunk in [(n, 0.0) for n in async_sizes] + [(n, args.rank0_chunk) for n in async_rank0_sizes]:
-            result = run(ranks, args.per_rank, args.generations, args.median, args.sigma, workdir, chunk,
-                         asynchronous=True)
-            async_results.append(result)
-            if "error" in result:
-                print(f"asynchronous, {ranks} ranks, rank 0 {role(result)}: {result['error']}", file=sys.stderr)
-            else:
-                print(f"asynchronous, {ranks} ranks, rank 0 {role(result)}: utilisation while work remains "
-                      f"{result['utilisation_working']:.3f}, whole run {result['run_utilisation']:.3f} "
-                      f"({result['wall']:.1f} s)", file=sys.stderr)
+                         asynchronous=asynchronous, rank0=rank0)
+            (async_results if asynchronous else results).append(result)
+            head = f"{'asynchronous, ' if asynchronous else ''}{ranks} ranks, rank 0 {role(result)}"
+            tail = result["error"] if "error" in result else f"{outcome(result)} ({result['wall']:.1f} s)"
+            print(f"{head}: {tail}", file=sys.stderr)
     seconds = time.perf_counter() - start
     text, rows = report(results, args, seconds, load, async_results)
     print(text)

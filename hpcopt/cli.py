@@ -39,6 +39,14 @@ RANK0_HELP = ("what rank 0 does besides running the optimiser: 'evaluate' (as ev
               "from there)")
 
 
+def rank0_evaluates(choice, size, asynchronous):
+    """Whether rank 0 evaluates too, for --rank0 ``choice`` on ``size`` ranks. auto: on small
+    jobs only; in an asynchronous run rank 0 also tells, asks and checkpoints all along."""
+    if choice != "auto":
+        return choice == "evaluate"
+    return size < (DISPATCH_ONLY_FROM_ASYNCHRONOUS if asynchronous else DISPATCH_ONLY_FROM)
+
+
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
@@ -161,11 +169,8 @@ def _run(args):
         if rank != 0:
             parallel.serve(comm, evaluate)
             return 0
-        size = comm.Get_size()
-        # auto: in an asynchronous run rank 0 tells, asks and checkpoints all along: it evaluates on small jobs only
-        auto = size < (DISPATCH_ONLY_FROM_ASYNCHRONOUS if config.optimizer.asynchronous else DISPATCH_ONLY_FROM)
-        evaluates = {"evaluate": True, "dispatch": False}.get(args.rank0, auto)
-        evaluator = parallel.Evaluator(comm, evaluate, rank0_evaluates=evaluates or size == 1)
+        evaluates = rank0_evaluates(args.rank0, comm.Get_size(), config.optimizer.asynchronous)
+        evaluator = parallel.Evaluator(comm, evaluate, rank0_evaluates=evaluates)
         from . import driver, steady
 
         if not resume:

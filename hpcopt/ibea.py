@@ -382,6 +382,11 @@ class SteadyIBEA(IBEA):
         """Points told so far."""
         return self._told_count
 
+    @property
+    def outstanding(self):
+        """How many points are asked and not yet told."""
+        return len(self._pending_ids)
+
     def pending(self):
         """(ids, U) of the points asked and not yet told, ids ascending (copies)."""
         return self._pending_ids.copy(), self._pending_U.copy()

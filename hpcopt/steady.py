@@ -194,7 +194,7 @@ class SteadyLoop(Loop):
         (within its budget); queue them once the loop runs. Returns how many."""
         g = self.generator
         outstanding, total = rules
-        n = max(0, min(outstanding - len(g.pending()[0]), total - g.asked))
+        n = max(0, min(outstanding - g.outstanding, total - g.asked))
         if n:
             ids, U = g.ask(n)
             X = self.problem.to_physical(U)
@@ -210,7 +210,7 @@ class SteadyLoop(Loop):
         if len(self.buffer) >= self.batch:
             return True
         g = self.generator
-        return bool(self.buffer) and g.asked >= rules[1] and len(self.buffer) == len(g.pending()[0])
+        return bool(self.buffer) and g.asked >= rules[1] and len(self.buffer) == g.outstanding
 
     def _tell_ready(self, rules):
         while True:
