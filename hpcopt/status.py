@@ -12,6 +12,7 @@ runfile.RunFile and deletes it. The job never sees the reader.
 Nothing here imports h5py (runfile.py does); the journal is plain JSON lines.
 """
 
+import dataclasses
 import errno
 import fcntl
 import json
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .config import Optimizer
 from .errors import RunFileError
 from .runfile import RunFile
 
@@ -77,18 +79,19 @@ class Run:
         return "batches" if self.asynchronous else "generations"
 
     @property
+    def optimizer(self):
+        """The stored (resolved) optimizer section as a config.Optimizer."""
+        known = {f.name for f in dataclasses.fields(Optimizer)}
+        return Optimizer(**{k: v for k, v in self.config["optimizer"].items() if k in known})
+
+    @property
     def evaluations_budget(self):
-        o = self.config["optimizer"]
-        if o["algorithm"] == "ibea":
-            return int(o["population"]) + (int(o["generations"]) - 1) * int(o.get("offspring") or o["population"])
-        return int(o["population"]) * int(o["generations"])
+        return self.optimizer.evaluations
 
     @property
     def budget(self):
         """Records of the finished run: generations, or batches (asynchronous runs)."""
-        if self.asynchronous:
-            return -(-self.evaluations_budget // int(self.config["optimizer"]["batch"]))
-        return int(self.config["optimizer"]["generations"])
+        return self.optimizer.records
 
     @property
     def weights(self):
@@ -281,19 +284,7 @@ def speed(run, last=RECENT_GENERATIONS):
 def in_progress(run):
     """What the journal says about generations not yet in the file:
     [(generation, done, in flight, size)]."""
-    latest = max((i for i, e in enumerate(run.journal) if e["event"] == "session"), default=-1)
-    done, flight = {}, {}
-    for i, e in enumerate(run.journal):
-        g = e.get("g")
-        if g is None:
-            continue
-        if e["event"] == "done":
-            done.setdefault(g, set()).add(e["i"])
-            flight.get(g, set()).discard(e["i"])
-        elif e["event"] == "abandoned":
-            flight.get(g, set()).discard(e["i"])
-        elif e["event"] == "start" and i > latest:
-            flight.setdefault(g, set()).add(e["i"])
+    done, flight = _journal_progress(run, lambda e: (e["g"], e["i"]) if "g" in e else None)
     generations = sorted(set(done) | set(flight))
     return [(g, len(done.get(g, ())), len(flight.get(g, set()) - done.get(g, set())), run.generation_size(g))
             for g in generations]
@@ -302,20 +293,28 @@ def in_progress(run):
 def in_progress_asynchronous(run):
     """(evaluations done and not in the file, evaluations in flight) per the journal
     of an asynchronous run."""
+    done, flight = _journal_progress(run, lambda e: (None, e["id"]) if "id" in e else None)
+    return len(done.get(None, ())), len(flight.get(None, set()) - done.get(None, set()))
+
+
+def _journal_progress(run, key):
+    """({group: members done}, {group: members started in the latest session and not
+    finished}) from the journal; key(entry) -> (group, member) or None (not counted)."""
     latest = max((i for i, e in enumerate(run.journal) if e["event"] == "session"), default=-1)
-    done, flight = set(), set()
+    done, flight = {}, {}
     for i, e in enumerate(run.journal):
-        ident = e.get("id")
-        if ident is None:
+        k = key(e)
+        if k is None:
             continue
+        group, member = k
         if e["event"] == "done":
-            done.add(ident)
-            flight.discard(ident)
+            done.setdefault(group, set()).add(member)
+            flight.get(group, set()).discard(member)
         elif e["event"] == "abandoned":
-            flight.discard(ident)
+            flight.get(group, set()).discard(member)
         elif e["event"] == "start" and i > latest:
-            flight.add(ident)
-    return len(done), len(flight - done)
+            flight.setdefault(group, set()).add(member)
+    return done, flight
 
 
 def common_errors(run, most=3):
