@@ -102,14 +102,14 @@ def test_kill_9_repeats_at_most_what_was_in_flight(tmp_path):
     assert total <= len(calls(log)) <= total + kills * 3  # only evaluations in flight at a kill ran twice
 
 
-def test_poisonous_individual_cannot_crash_loop(tmp_path):
-    """An individual that kills its rank: the job dies twice, then the individual is
-    recorded as failed and the run goes on."""
-    optimizer = {**OPTIMIZER, "generations": 3}
-    problem = {"function": "models:poisonous", "parameters": {"x0": [0, 1], "x1": [0, 1], "poison": -1.0},
-               "objectives": ["f1", "f2"]}
-    c = configuration.parse({"problem": problem, "optimizer": optimizer})
-    problem["parameters"]["poison"] = float(generators.create(c.optimizer, 2, 2).ask()[5, 0])  # individual 5
+def poisonous_problem():
+    return {"function": "models:poisonous", "parameters": {"x0": [0, 1], "x1": [0, 1], "poison": -1.0},
+            "objectives": ["f1", "f2"]}
+
+
+def crash_twice_then_finish(tmp_path, problem, optimizer):
+    """Run ``problem`` (models:poisonous, its poison set) at 2 ranks: the job dies, its
+    resume dies, the next resume records the poisonous individual failed and finishes."""
     path = write_config(tmp_path, problem=problem, optimizer=optimizer)
     log = tmp_path / "crashes.log"
     env = {"HPCOPT_TEST_LOG": str(log)}
@@ -119,6 +119,16 @@ def test_poisonous_individual_cannot_crash_loop(tmp_path):
     assert second.returncode != 0 and log.read_text() == "crash\ncrash\n"
     third = hpcopt("resume", tmp_path / "run.h5", ranks=2, cwd=HERE, env=env)
     assert "individual 5: in flight during 2 crashes, recorded as failed" in third.stderr
+
+
+def test_poisonous_individual_cannot_crash_loop(tmp_path):
+    """An individual that kills its rank: the job dies twice, then the individual is
+    recorded as failed and the run goes on."""
+    optimizer = {**OPTIMIZER, "generations": 3}
+    problem = poisonous_problem()
+    c = configuration.parse({"problem": problem, "optimizer": optimizer})
+    problem["parameters"]["poison"] = float(generators.create(c.optimizer, 2, 2).ask()[5, 0])  # individual 5
+    crash_twice_then_finish(tmp_path, problem, optimizer)
     with h5py.File(tmp_path / "run.h5", "r") as f:
         assert len(f["generations"]) == 3
         g0 = f["generations/000000"]

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 from conftest import HERE, hpcopt, write_config
-from test_interrupts import calls, counted_problem, start, wait_for_lines
+from test_interrupts import calls, counted_problem, crash_twice_then_finish, poisonous_problem, start, wait_for_lines
 
 from hpcopt import config as configuration
 from hpcopt import generators, runfile
@@ -162,20 +162,11 @@ def test_kill_9_and_signals_at_three_ranks_resume_exactly(tmp_path):
 
 def test_in_flight_during_two_crashes_is_recorded_failed(tmp_path):
     optimizer = {**OPTIMIZER, "generations": 3}
-    problem = {"function": "models:poisonous", "parameters": {"x0": [0, 1], "x1": [0, 1], "poison": -1.0},
-               "objectives": ["f1", "f2"]}
+    problem = poisonous_problem()
     c = configuration.parse({"problem": problem, "optimizer": optimizer})
     g = generators.create(c.optimizer, 2, 2)
     problem["parameters"]["poison"] = float(g.ask(12)[1][5, 0])  # individual 5 of the initial points
-    path = write_config(tmp_path, problem=problem, optimizer=optimizer)
-    log = tmp_path / "crashes.log"
-    env = {"HPCOPT_TEST_LOG": str(log)}
-    first = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2, cwd=HERE, check=False, env=env)
-    assert first.returncode != 0 and log.read_text() == "crash\n"
-    second = hpcopt("resume", tmp_path / "run.h5", ranks=2, cwd=HERE, check=False, env=env)
-    assert second.returncode != 0 and log.read_text() == "crash\ncrash\n"
-    third = hpcopt("resume", tmp_path / "run.h5", ranks=2, cwd=HERE, env=env)
-    assert "individual 5: in flight during 2 crashes, recorded as failed" in third.stderr
+    crash_twice_then_finish(tmp_path, problem, optimizer)
     told = replay(tmp_path / "run.h5")
     assert sorted(told) == list(range(12 + 2 * 12))
     with runfile.RunFile(tmp_path / "run.h5") as run:
