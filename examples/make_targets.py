@@ -43,9 +43,10 @@ import sys
 import numpy as np
 
 from hpcopt import config as configuration
-from hpcopt import features as efeatures
 from hpcopt.errors import HpcoptError
-from hpcopt.problem import OK, STATUS_NAMES, Problem
+from hpcopt.features import scoring as efeatures
+from hpcopt.problem.outcome import OK, STATUS_NAMES
+from hpcopt.problem.space import Problem
 
 RELATIVE = 0.05
 

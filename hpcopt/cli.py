@@ -25,9 +25,9 @@ from importlib import metadata
 
 from . import __version__
 from . import config as configuration
-from .driver import EXIT_USAGE
 from .errors import ConfigError, HpcoptError, RunFileError
-from .problem import Problem
+from .execute.loop import EXIT_USAGE
+from .problem.space import Problem
 
 log = logging.getLogger("hpcopt")
 
@@ -131,7 +131,8 @@ def _parser():
 
 
 class _Interrupt:
-    """A flag that signal handlers set; the loop acts on it at a safe point (STYLE.md 6).
+    """A flag that signal handlers set; the loop acts on it at a safe point (no MPI or
+    file I/O in a handler).
 
     Calling it tells whether a signal came; ``time`` says when.
     """
@@ -151,9 +152,9 @@ def _run(args):
     interrupt = _Interrupt()  # first: a signal during start-up must not kill the rank
     for signum in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(signum, interrupt.handle)
-    from . import parallel  # initialises MPI: only the commands that need it
+    from .execute import mpi  # initialises MPI: only the commands that need it
 
-    comm = parallel.world()
+    comm = mpi.world()
     rank = comm.Get_rank()
     _logging(rank, args.quiet)
     try:
@@ -167,27 +168,30 @@ def _run(args):
             return EXIT_USAGE
         path, config, problem, evaluate, resume = prepared
         if rank != 0:
-            parallel.serve(comm, evaluate)
+            mpi.work(comm, evaluate)
             return 0
-        evaluates = rank0_evaluates(args.rank0, comm.Get_size(), config.optimizer.asynchronous)
-        evaluator = parallel.Evaluator(comm, evaluate, rank0_evaluates=evaluates)
-        from . import driver, steady
+        from .execute import loop
+        from .execute.executor import SerialExecutor
 
+        if comm.Get_size() == 1:
+            executor = SerialExecutor(evaluate)
+        else:
+            evaluates = rank0_evaluates(args.rank0, comm.Get_size(), config.optimizer.asynchronous)
+            executor = mpi.MPIExecutor(comm, evaluate, rank0_evaluates=evaluates)
         if not resume:
-            driver.start(path, config, problem, _versions(parallel, problem))
-        loop = steady.SteadyLoop if config.optimizer.asynchronous else driver.Loop
-        status = loop(path, config, problem, evaluator, interrupted=interrupt).run()
-        if evaluator.abandoned:  # ranks still busy with evaluations nobody waits for: end them now
+            loop.start(path, config, problem, _versions(mpi, problem))
+        status = loop.Loop(path, config, problem, executor, interrupted=interrupt).run()
+        if executor.abandoned:  # ranks still busy with evaluations nobody waits for: end them now
             sys.stderr.flush()
-            parallel.abort(comm, status)
-        evaluator.close()
+            mpi.abort(comm, status)
+        executor.close()
         return status
     except BaseException:
         # A bug, not a bad input: end every rank now rather than leave one waiting.
         if comm.Get_size() > 1:
             traceback.print_exc()
             sys.stderr.flush()
-            parallel.abort(comm, 1)
+            mpi.abort(comm, 1)
         raise
 
 
@@ -245,7 +249,7 @@ def _together(comm, step, root_only=False):
 
     root_only: only rank 0's result matters; it is broadcast to the others.
     """
-    from . import parallel
+    from .execute import mpi
 
     result, error = None, None
     try:
@@ -256,7 +260,7 @@ def _together(comm, step, root_only=False):
         result, error = comm.bcast((result, error), root=0)
         errors = [error]
     else:
-        errors = parallel.gather_errors(comm, error)
+        errors = mpi.gather_errors(comm, error)
     failed = [(r, e) for r, e in enumerate(errors) if e is not None]
     if failed:
         if comm.Get_rank() == 0:
@@ -272,7 +276,7 @@ def _source(args):
     Takes the run file's lock for this job first (rank 0 only).
     """
     if args.command == "resume":
-        from .runfile import RunFile
+        from .store.runfile import RunFile
 
         with RunFile(args.runfile) as run:
             raw = run.config
@@ -300,7 +304,7 @@ def _source(args):
 def _continued(path, raw, name, base):
     """The stored config of the run at ``path``, with the generation budget of ``raw``
     (the new config), which must otherwise be the same as the stored one."""
-    from .runfile import RunFile
+    from .store.runfile import RunFile
 
     with RunFile(path) as run:
         stored = run.config
@@ -376,12 +380,12 @@ def _check_directory(path):
         raise ConfigError(path, f"output directory {directory} is not writable")
 
 
-def _versions(parallel, problem):
+def _versions(mpi, problem):
     versions = {"hpcopt_version": __version__, "python_version": sys.version.split()[0]}
     simulators = ("neuron", "efel") if problem.features else ()
     for package in ("numpy", "cma", "mpi4py", "h5py") + simulators:
         versions[f"{package}_version"] = metadata.version(package)
-    versions["mpi_library"] = parallel.library_version()
+    versions["mpi_library"] = mpi.library_version()
     return versions
 
 
@@ -398,7 +402,7 @@ def _logging(rank, quiet):
 def _best(args):
     import numpy as np
 
-    from .runfile import RunFile
+    from .store.runfile import RunFile
 
     with RunFile(args.runfile) as run:
         if len(run) == 0:
@@ -437,7 +441,7 @@ def _best(args):
 def _evaluate(args):
     import numpy as np
 
-    from .problem import STATUS_NAMES
+    from .problem.outcome import STATUS_NAMES
 
     config = configuration.load(args.config)
     problem = Problem(config)
@@ -454,7 +458,7 @@ def _evaluate(args):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{args.params}: {name}", f"expected a number, found {value!r}")
     x = np.array([float(given[name]) for name in problem.names])
-    from .nrn import stdout_redirected
+    from .neuron.session import stdout_redirected
 
     with stdout_redirected(2):  # NEURON's C code prints (CVODE errors) must not mix into the JSON
         outcome = problem.evaluator()(x)
@@ -493,14 +497,15 @@ def _validate(args):
 
 
 def _status(args):
-    from . import status
+    from .results import status
+    from .store import snapshot
 
-    print(status.text(status.read(args.runfile), rows=max(args.rows, 1)))
+    print(status.text(snapshot.read(args.runfile), rows=max(args.rows, 1)))
     return 0
 
 
 def _report(args):
-    from . import report
+    from .results import report
 
     index = report.write(args.runfile, args.output, traces=not args.no_traces)
     print(index)
@@ -508,7 +513,7 @@ def _report(args):
 
 
 def _export(args):
-    from . import export
+    from .results import export
 
     target = args.json or args.hoc or args.python
     kind = "json" if args.json else "hoc" if args.hoc else "python"

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 from hpcopt import config as configuration
-from hpcopt.problem import Problem
+from hpcopt.problem.space import Problem
 
 
 def main():

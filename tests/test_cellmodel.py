@@ -175,8 +175,8 @@ def test_bad_cell_config_is_one_line_before_any_simulation(tmp_path, edit, messa
 def test_mechanisms_compile_once_when_many_start_together(tmp_path):
     """Five processes compile the same .mod at the same moment into an empty cache:
     all succeed and agree on one build directory."""
-    script = ("import sys; from hpcopt import nrn; "
-              "print(nrn.compiled_mechanisms(sys.argv[1], cache=sys.argv[2]))")
+    script = ("import sys; from hpcopt.neuron import mechanisms; "
+              "print(mechanisms.compiled(sys.argv[1], cache=sys.argv[2]))")
     mod_dir = os.path.join(HERE, "data", "l5pc_like", "mechanisms")
     jobs = [subprocess.Popen([sys.executable, "-c", script, mod_dir, str(tmp_path / "cache")],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(5)]

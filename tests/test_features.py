@@ -6,8 +6,8 @@ import pytest
 
 efel = pytest.importorskip("efel")
 
-from hpcopt.cell import Feature  # noqa: E402
-from hpcopt.features import Scorer, distance  # noqa: E402
+from hpcopt.config.cell import Feature  # noqa: E402
+from hpcopt.features.scoring import Scorer, distance  # noqa: E402
 
 
 def spike_train(times, dt=0.025, tstop=400.0, rest=-70.0):

@@ -1,10 +1,11 @@
-"""The generator contract, for every generator (STYLE.md 1 and 12), and CMA-ES."""
+"""The generator contract (hpcopt/optimize/generators.py), for every generator, and CMA-ES."""
 
 import numpy as np
 import pytest
 
 from hpcopt import config as configuration
-from hpcopt import generators, runfile
+from hpcopt.optimize import generators
+from hpcopt.store import runfile
 
 D, M = 5, 2
 
@@ -24,8 +25,8 @@ def objectives(U):
 
 def step(generator, n=1):
     for _ in range(n):
-        U = generator.ask()
-        generator.tell(U, objectives(U))
+        U_ids, U = generator.ask()
+        generator.tell(U_ids, objectives(U))
     return U
 
 
@@ -37,10 +38,10 @@ def algorithm(request):
 def test_ask_is_in_the_unit_cube(algorithm):
     g = make(algorithm)
     for _ in range(5):
-        U = g.ask()
+        U_ids, U = g.ask()
         assert U.shape == (10, D) and U.dtype == np.float64
         assert np.all((U >= 0) & (U <= 1))
-        g.tell(U, objectives(U))
+        g.tell(U_ids, objectives(U))
     assert g.stop() == {}
 
 
@@ -70,33 +71,33 @@ def test_state_round_trip_through_the_run_file_is_exact(algorithm, tmp_path):
     with runfile.RunFile(path) as run:
         copy = generators.restore(algorithm, run.state()["generator"])
     for _ in range(4):
-        U, V = g.ask(), copy.ask()
+        (U_ids, U), (V_ids, V) = g.ask(), copy.ask()
         assert np.array_equal(U, V)
-        g.tell(U, objectives(U))
-        copy.tell(V, objectives(V))
+        g.tell(U_ids, objectives(U))
+        copy.tell(V_ids, objectives(V))
 
 
 def test_state_round_trip_between_ask_and_tell(algorithm):
     g = make(algorithm)
     step(g, 2)
-    U = g.ask()
+    U_ids, U = g.ask()
     copy = generators.restore(algorithm, g.state())
-    g.tell(U, objectives(U))
-    copy.tell(U, objectives(U))
-    assert np.array_equal(g.ask(), copy.ask())
+    g.tell(U_ids, objectives(U))
+    copy.tell(U_ids, objectives(U))
+    assert np.array_equal(g.ask()[1], copy.ask()[1])
 
 
 def test_tell_rejects_what_was_not_asked(algorithm):
     g = make(algorithm)
-    U = g.ask()
+    U_ids, U = g.ask()
     with pytest.raises(ValueError):
-        g.tell(U + 0.01, objectives(U))
+        g.tell(U_ids + len(U), objectives(U))  # ids that were not asked
     with pytest.raises(ValueError):
-        g.tell(U, objectives(U)[:-1])
+        g.tell(U_ids, objectives(U)[:-1])
     F = objectives(U)
     F[0, 0] = np.nan
     with pytest.raises(ValueError):
-        g.tell(U, F)
+        g.tell(U_ids, F)
 
 
 def rosenbrock(X):
@@ -105,13 +106,13 @@ def rosenbrock(X):
 
 def test_cmaes_solves_rosenbrock_8d():
     """On [-5, 5]^8 mapped to the unit cube; the minimum is x_i = 1."""
-    from hpcopt.cmaes import CMAES
+    from hpcopt.optimize.cmaes import CMAES
 
     g = CMAES(8, 14, np.random.default_rng(1), weights=[1.0])
     for _ in range(2000):
-        U = g.ask()
+        U_ids, U = g.ask()
         X = -5 + 10 * U
-        g.tell(U, rosenbrock(X)[:, None])
+        g.tell(U_ids, rosenbrock(X)[:, None])
         if g.stop():
             break
     assert "tolfun" in g.stop() or "tolx" in g.stop() or "tolfunhist" in g.stop()
@@ -119,7 +120,7 @@ def test_cmaes_solves_rosenbrock_8d():
 
 
 def test_cmaes_minimises_the_weighted_sum():
-    from hpcopt.cmaes import CMAES
+    from hpcopt.optimize.cmaes import CMAES
 
     # objective a pulls towards 0.2, b towards 0.7; weight 3 on b moves the optimum to 0.575
     g = CMAES(D, 10, np.random.default_rng(4), weights=[1.0, 3.0])
@@ -132,11 +133,11 @@ def test_cmaes_minimises_the_weighted_sum():
 
 def test_cmaes_respects_bounds_at_the_edge():
     """The optimum on the boundary: asked points never leave the cube and reach it."""
-    from hpcopt.cmaes import CMAES
+    from hpcopt.optimize.cmaes import CMAES
 
     g = CMAES(3, 8, np.random.default_rng(5), weights=[1.0])
     for _ in range(200):
-        U = g.ask()
+        U_ids, U = g.ask()
         assert np.all((U >= 0) & (U <= 1))
-        g.tell(U, np.sum((U - 1.2) ** 2, axis=1)[:, None])
+        g.tell(U_ids, np.sum((U - 1.2) ** 2, axis=1)[:, None])
     assert np.allclose(g.mean, 1.0, atol=1e-3)

@@ -8,8 +8,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from hpcopt import generators
-from hpcopt.ibea import IBEA, environmental_selection, fitness, indicator_matrix, polynomial_mutation, sbx_crossover
+from hpcopt.optimize import generators
+from hpcopt.optimize.ibea import (
+    IBEA,
+    environmental_selection,
+    fitness,
+    indicator_matrix,
+    polynomial_mutation,
+    sbx_crossover,
+)
 
 
 def zdt1(U):
@@ -32,8 +39,8 @@ def hypervolume_2d(F, reference=(1.1, 1.1)):
 
 def run(generator, generations, problem=zdt1):
     for _ in range(generations):
-        U = generator.ask()
-        generator.tell(U, problem(U))
+        U_ids, U = generator.ask()
+        generator.tell(U_ids, problem(U))
     return generator
 
 
@@ -131,10 +138,10 @@ def front(n):
 
 def test_tell_drops_clearly_dominated_children():
     ibea = IBEA(2, 10, np.random.default_rng(3))
-    U0 = ibea.ask()
-    ibea.tell(U0, front(10))
-    children = ibea.ask()
-    ibea.tell(children, front(10) + 0.2)
+    U0_ids, U0 = ibea.ask()
+    ibea.tell(U0_ids, front(10))
+    children_ids, children = ibea.ask()
+    ibea.tell(children_ids, front(10) + 0.2)
     U, F = ibea.population_arrays()
     assert np.array_equal(U, U0)
     assert np.array_equal(F, front(10))
@@ -164,14 +171,14 @@ def test_selection_keeps_dominators_of_whatever_it_keeps():
 
 def test_ask_shapes_and_bounds():
     ibea = IBEA(4, 6, np.random.default_rng(0), offspring=7)
-    U = ibea.ask()
+    U_ids, U = ibea.ask()
     assert U.shape == (6, 4) and U.dtype == np.float64
-    ibea.tell(U, zdt1(U))
+    ibea.tell(U_ids, zdt1(U))
     for _ in range(3):
-        U = ibea.ask()
+        U_ids, U = ibea.ask()
         assert U.shape == (7, 4)
         assert np.all((U >= 0.0) & (U <= 1.0))
-        ibea.tell(U, zdt1(U))
+        ibea.tell(U_ids, zdt1(U))
     assert ibea.population_arrays()[0].shape == (6, 4)
     assert ibea.stop() == {}
 
@@ -179,10 +186,10 @@ def test_ask_shapes_and_bounds():
 def test_children_stay_in_the_cube_under_wild_variation():
     ibea = IBEA(3, 8, np.random.default_rng(1), offspring=400, eta_crossover=0.0,
                 eta_mutation=0.0, mutation_probability=1.0)
-    corners = ibea.ask()
-    ibea.tell(corners, np.random.default_rng(2).random((8, 2)))
+    corners_ids, corners = ibea.ask()
+    ibea.tell(corners_ids, np.random.default_rng(2).random((8, 2)))
     ibea._U = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]] * 4)  # parents on the bounds
-    U = ibea.ask()
+    U_ids, U = ibea.ask()
     assert np.all((U >= 0.0) & (U <= 1.0))
     assert len(np.unique(U)) > 100
 
@@ -191,9 +198,9 @@ def test_children_stay_in_the_cube_under_wild_variation():
 def test_pairs_of_parents_are_crossed(crossover_probability):
     ibea = IBEA(20, 30, np.random.default_rng(10), offspring=201,
                 crossover_probability=crossover_probability, mutation_probability=0.0)
-    U0 = ibea.ask()
-    ibea.tell(U0, np.random.default_rng(11).random((30, 2)))
-    children = ibea.ask()
+    U0_ids, U0 = ibea.ask()
+    ibea.tell(U0_ids, np.random.default_rng(11).random((30, 2)))
+    children_ids, children = ibea.ask()
     copied = (children[:, None, :] == U0[None, :, :]).all(axis=2).any(axis=1)
     assert copied[-1]  # odd count: the last parent has no partner
     if crossover_probability == 0.0:
@@ -204,8 +211,8 @@ def test_pairs_of_parents_are_crossed(crossover_probability):
 
 def test_ask_is_deterministic_for_a_seed():
     a, b, c = (run(IBEA(5, 10, np.random.default_rng(seed)), 3) for seed in (7, 7, 8))
-    assert np.array_equal(a.ask(), b.ask())
-    assert not np.array_equal(a.ask(), c.ask())
+    assert np.array_equal(a.ask()[1], b.ask()[1])
+    assert not np.array_equal(a.ask()[1], c.ask()[1])
 
 
 def test_tournament_prefers_fitter_and_breaks_ties_by_index():
@@ -284,7 +291,7 @@ def test_state_values_are_plain():
 def test_state_round_trip_is_bit_identical(pending):
     original = run(IBEA(10, 12, np.random.default_rng(11), offspring=9, kappa=0.07), 5)
     if pending:
-        asked = original.ask()
+        asked_ids, asked = original.ask()
     state = original.state()
     copies = [IBEA.from_state(state), IBEA.from_state(through_json(state))]
     for value in state.values():  # the copies must not share arrays with the state
@@ -292,23 +299,23 @@ def test_state_round_trip_is_bit_identical(pending):
             value.fill(np.nan)
     if pending:
         for generator in [original] + copies:
-            generator.tell(asked, zdt1(asked))
+            generator.tell(asked_ids, zdt1(asked))
     for _ in range(6):
-        U = original.ask()
-        original.tell(U, zdt1(U))
+        U_ids, U = original.ask()
+        original.tell(U_ids, zdt1(U))
         for copy in copies:
-            assert np.array_equal(copy.ask(), U)
-            copy.tell(U, zdt1(U))
+            assert np.array_equal(copy.ask()[1], U)
+            copy.tell(U_ids, zdt1(U))
             for ours, theirs in zip(copy.population_arrays(), original.population_arrays()):
                 assert np.array_equal(ours, theirs)
-    U = original.ask()
-    assert all(np.array_equal(copy.ask(), U) for copy in copies)
+    U_ids, U = original.ask()
+    assert all(np.array_equal(copy.ask()[1], U) for copy in copies)
 
 
 def test_state_round_trip_before_the_first_tell():
     original = IBEA(3, 5, np.random.default_rng(12))
     copy = IBEA.from_state(original.state())
-    assert np.array_equal(copy.ask(), original.ask())
+    assert np.array_equal(copy.ask()[1], original.ask()[1])
     assert copy.state().keys() == original.state().keys()
 
 
@@ -318,7 +325,7 @@ def test_generators_create_and_restore():
     made = run(generators.create(optimizer, 3, 2), 2)
     assert made.offspring == 8 and made.eta_mutation == 20.0
     restored = generators.restore("ibea", made.state())
-    assert np.array_equal(restored.ask(), made.ask())
+    assert np.array_equal(restored.ask()[1], made.ask()[1])
 
 
 def test_zdt1_hypervolume():
@@ -330,8 +337,8 @@ def test_large_selection_smoke():
     rng = np.random.default_rng(13)
     ibea = IBEA(5, 1000, np.random.default_rng(14))
     for _ in range(2):  # second tell selects 1000 of a union of 2000 with 35 objectives
-        U = ibea.ask()
-        ibea.tell(U, rng.random((len(U), 35)))
+        U_ids, U = ibea.ask()
+        ibea.tell(U_ids, rng.random((len(U), 35)))
     U, F = ibea.population_arrays()
     assert U.shape == (1000, 5) and F.shape == (1000, 35)
     assert len(np.unique(F, axis=0)) == 1000
@@ -340,24 +347,24 @@ def test_large_selection_smoke():
 def test_tell_rejects_what_was_not_asked():
     ibea = IBEA(3, 4, np.random.default_rng(0))
     with pytest.raises(ValueError, match="without a pending ask"):
-        ibea.tell(np.zeros((4, 3)), np.zeros((4, 2)))
-    U = ibea.ask()
+        ibea.tell(np.arange(4), np.zeros((4, 2)))
+    U_ids, U = ibea.ask()
     bad = [
-        (U[:3], np.zeros((3, 2)), "last ask"),
-        (U + 0.01, np.zeros((4, 2)), "last ask"),
-        (U, np.zeros((3, 2)), "shape"),
-        (U, np.zeros(4), "shape"),
-        (U, np.zeros((4, 0)), "shape"),
-        (U, np.array([[0.0, 1.0]] * 3 + [[np.nan, 1.0]]), "finite"),
-        (U, np.array([[0.0, 1.0]] * 3 + [[np.inf, 1.0]]), "finite"),
+        (U_ids[[0, 0, 1, 2]], np.zeros((4, 2)), "last ask"),  # not distinct
+        (U_ids + 4, np.zeros((4, 2)), "last ask"),  # not asked
+        (U_ids, np.zeros((3, 2)), "shape"),
+        (U_ids, np.zeros(4), "shape"),
+        (U_ids, np.zeros((4, 0)), "shape"),
+        (U_ids, np.array([[0.0, 1.0]] * 3 + [[np.nan, 1.0]]), "finite"),
+        (U_ids, np.array([[0.0, 1.0]] * 3 + [[np.inf, 1.0]]), "finite"),
     ]
     for U_bad, F_bad, message in bad:
         with pytest.raises(ValueError, match=message):
             ibea.tell(U_bad, F_bad)
-    ibea.tell(U, np.zeros((4, 2)))
-    U = ibea.ask()
+    ibea.tell(U_ids, np.zeros((4, 2)))
+    U_ids, U = ibea.ask()
     with pytest.raises(ValueError, match=r"\(4, 2\)"):
-        ibea.tell(U, np.zeros((4, 3)))  # the number of objectives is fixed by the first tell
+        ibea.tell(U_ids, np.zeros((4, 3)))  # the number of objectives is fixed by the first tell
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -15,7 +15,7 @@ import pytest
 from conftest import BIN, HERE, assert_same_results, hpcopt, write_config
 
 from hpcopt import config as configuration
-from hpcopt import generators
+from hpcopt.optimize import generators
 
 pytestmark = pytest.mark.mpi
 
@@ -127,7 +127,7 @@ def test_poisonous_individual_cannot_crash_loop(tmp_path):
     optimizer = {**OPTIMIZER, "generations": 3}
     problem = poisonous_problem()
     c = configuration.parse({"problem": problem, "optimizer": optimizer})
-    problem["parameters"]["poison"] = float(generators.create(c.optimizer, 2, 2).ask()[5, 0])  # individual 5
+    problem["parameters"]["poison"] = float(generators.create(c.optimizer, 2, 2).ask()[1][5, 0])  # individual 5
     crash_twice_then_finish(tmp_path, problem, optimizer)
     with h5py.File(tmp_path / "run.h5", "r") as f:
         assert len(f["generations"]) == 3

@@ -16,7 +16,9 @@ import pytest
 from conftest import BIN, HERE, hpcopt, write_config
 
 from hpcopt import config as configuration
-from hpcopt import features, status
+from hpcopt.features import scoring as features
+from hpcopt.results import status
+from hpcopt.store import snapshot as runsnapshot
 
 ROOT = os.path.dirname(HERE)
 L5PC = os.path.join(HERE, "data", "l5pc_like")
@@ -207,7 +209,7 @@ def test_status_of_a_file_a_running_job_writes(tmp_path):
                 texts.append(done.stdout)
                 generations = int(re.search(r"generations\s+(\d+) of", done.stdout).group(1))
             else:
-                snap = status.read(run)
+                snap = runsnapshot.read(run)
                 texts.append(status.text(snap))
                 generations = len(snap.generations)
                 assert snap.state["next_generation"] == generations  # a complete, consistent version
@@ -267,7 +269,7 @@ np.savez(sys.argv[1], **{{f"{{p}}/{{r}}/{{k}}": a for (p, r), tv in traces.items
 @pytest.mark.parametrize("which, rank", [("cell_run", 1), ("l5pc_run", 1), ("cell_run", 3)])
 def test_exported_model_scores_what_the_run_stored(which, rank, request, tmp_path):
     config, run = request.getfixturevalue(which)
-    snap = status.read(str(run))
+    snap = runsnapshot.read(str(run))
     table = snap.table()
     i = table.order()[rank - 1]
     stored = table.F[i]

@@ -9,19 +9,17 @@ import numpy as np
 import pytest
 from conftest import hpcopt, write_config, zdt1_problem
 
-from hpcopt import runfile
 from hpcopt.errors import RunFileError
+from hpcopt.store import runfile
 
 OPTIMIZER = {"algorithm": "ibea", "population": 6, "generations": 4, "seed": 2}
 
 
 def serial(problem):
-    """The real evaluator on one process (COMM_SELF)."""
-    from mpi4py import MPI
+    """The real evaluator on one process."""
+    from hpcopt.execute.executor import SerialExecutor
 
-    from hpcopt.parallel import Evaluator
-
-    return Evaluator(MPI.COMM_SELF, problem.evaluator())
+    return SerialExecutor(problem.evaluator())
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +80,8 @@ def test_checkpoint_cadence(tmp_path, monkeypatch, every, generations, writes):
 
     monkeypatch.setattr(runfile.Writer, "checkpoint", spy)
     from hpcopt import config as configuration
-    from hpcopt import driver
-    from hpcopt.problem import Problem
+    from hpcopt.execute import loop as driver
+    from hpcopt.problem.space import Problem
 
     raw = {"problem": zdt1_problem(3), "optimizer": {**OPTIMIZER, "generations": generations},
            "checkpoint": every}
@@ -100,8 +98,8 @@ def test_checkpoint_cadence(tmp_path, monkeypatch, every, generations, writes):
 def test_interrupt_writes_a_complete_checkpoint(tmp_path):
     """With checkpoints every 100 generations, an interrupt still saves all done."""
     from hpcopt import config as configuration
-    from hpcopt import driver
-    from hpcopt.problem import Problem
+    from hpcopt.execute import loop as driver
+    from hpcopt.problem.space import Problem
 
     raw = {"problem": zdt1_problem(3), "optimizer": {**OPTIMIZER, "generations": 50},
            "checkpoint": {"every_generations": 100}}
@@ -267,7 +265,7 @@ def test_a_failed_checkpoint_after_shadowed_ones_keeps_the_file(tmp_path):
 def test_journal_drops_a_line_cut_short_before_appending(tmp_path):
     """A kill or a full disk can cut the journal's last line short: the next session
     must not glue its first event to it."""
-    from hpcopt.journal import Journal
+    from hpcopt.store.journal import Journal
 
     path = str(tmp_path / "run.h5")
     with open(path + ".journal", "w") as f:

@@ -15,7 +15,7 @@ import pytest
 from conftest import BIN, HERE, assert_same_results, generations, hpcopt, mpi_sizes, write_config, zdt1_problem
 
 from hpcopt import config as configuration
-from hpcopt import generators
+from hpcopt.optimize import generators
 
 pytestmark = pytest.mark.mpi
 
@@ -87,7 +87,7 @@ def _slow_one_config(tmp_path, ranks, slow=2.0, fast=0.02):
         "objectives": ["f1", "f2"],
     }
     c = configuration.parse({"problem": problem, "optimizer": optimizer})
-    problem["parameters"]["slow_x0"] = float(generators.create(c.optimizer, 2, 2).ask()[0, 0])
+    problem["parameters"]["slow_x0"] = float(generators.create(c.optimizer, 2, 2).ask()[1][0, 0])
     return write_config(tmp_path, problem=problem, optimizer=optimizer)
 
 

@@ -12,9 +12,10 @@ from conftest import HERE, hpcopt, write_config
 from test_interrupts import calls, counted_problem, crash_twice_then_finish, poisonous_problem, start, wait_for_lines
 
 from hpcopt import config as configuration
-from hpcopt import generators, runfile
-from hpcopt.ibea import SteadyIBEA
-from hpcopt.problem import Problem
+from hpcopt.optimize import generators
+from hpcopt.optimize.ibea import IBEA
+from hpcopt.problem.space import Problem
+from hpcopt.store import runfile
 
 pytestmark = pytest.mark.mpi
 
@@ -32,7 +33,7 @@ def replay(path):
         batches = [run.generation(i) for i in range(len(run))]
         stored = run.state()["generator"]
     g = generators.create(config.optimizer, problem.dimension, len(problem.objectives))
-    assert isinstance(g, SteadyIBEA)
+    assert isinstance(g, IBEA)
     asked = {}
 
     def ask(n):
@@ -64,7 +65,7 @@ def contents(path):
 
 
 def test_generator_asks_random_points_until_the_population_is_told():
-    g = SteadyIBEA(2, 4, np.random.default_rng(0))
+    g = IBEA(2, 4, np.random.default_rng(0))
     ids, U = g.ask(6)
     assert ids.tolist() == list(range(6))
     g.tell(ids[[5, 0, 2]], U[[5, 0, 2]])
@@ -72,7 +73,7 @@ def test_generator_asks_random_points_until_the_population_is_told():
     g.ask(1)  # still random: three of four told
     g.tell(ids[[1]], U[[1]])
     assert g.state()["rng_state"] != random_state
-    children = SteadyIBEA.from_state(g.state())
+    children = IBEA.from_state(g.state())
     assert np.array_equal(children.ask(3)[1], g.ask(3)[1])  # the state holds everything
     with pytest.raises(ValueError, match="asked and not yet told"):
         g.tell([1], [[0.0, 0.0]])

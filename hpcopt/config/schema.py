@@ -1,4 +1,4 @@
-"""Configuration: one JSON file validated once into frozen, typed objects.
+"""The run's configuration: one JSON file validated once into frozen, typed objects.
 
 Nothing downstream reads raw dicts. Every error names the field's path
 (``optimizer.population``), what was expected and what was found; an unknown
@@ -6,27 +6,15 @@ key lists the valid ones. ``Config.resolved()`` gives the complete config,
 defaults filled in, which is what the run file stores and ``resume`` reads back.
 """
 
-import json
 import math
 import os
 from dataclasses import dataclass
 
-from .errors import ConfigError
-from .generators import ALGORITHMS
+from . import cell, fields
+from .fields import read_json
+from .parameter import Parameter
 
-
-@dataclass(frozen=True)
-class Parameter:
-    """A model parameter: free in [lower, upper], or frozen at ``value``."""
-
-    name: str
-    lower: float = math.nan
-    upper: float = math.nan
-    value: float = math.nan
-
-    @property
-    def free(self):
-        return math.isnan(self.value)
+ALGORITHMS = ("cmaes", "ibea")
 
 
 @dataclass(frozen=True)
@@ -44,14 +32,6 @@ class FunctionProblem:
     path: tuple = ()  # directories put in front of sys.path before importing
 
     features = ()  # a function gives objectives only
-
-    def prepare(self):
-        """Nothing to do once per run before the ranks import the function."""
-
-    def evaluator(self, problem, comm=None):
-        from .problem import FunctionEvaluator
-
-        return FunctionEvaluator(problem)
 
     def resolved(self):
         return {
@@ -175,107 +155,49 @@ def load(path):
     return parse(read_json(path), source=path, base_dir=os.path.dirname(os.path.abspath(path)))
 
 
-def read_json(path, what="config"):
-    """The decoded JSON file ``path``; a ConfigError naming it if unreadable or not JSON."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except OSError as err:
-        raise ConfigError(path, f"cannot read {what}: {err.strerror}") from err
-    except json.JSONDecodeError as err:
-        raise ConfigError(path, f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from err
-
-
 def parse(raw, source="config", base_dir=None):
     """A Config from the decoded JSON object ``raw``.
 
     base_dir: directory of the config file; it is put on the import path of the
     problem's function (so ``model.py`` beside ``config.json`` imports).
     """
-    where = _Where(source)
-    table = _table(raw, where, required=("problem", "optimizer"), optional=("checkpoint", "output"))
+    where = fields.Where(source)
+    table = fields.table(raw, where, required=("problem", "optimizer"), optional=("checkpoint", "output"))
     problem = _problem(table["problem"], where / "problem", base_dir)
     optimizer = _optimizer(table["optimizer"], where / "optimizer", problem)
     checkpoint = _checkpoint(table.get("checkpoint", {}), where / "checkpoint")
     output = table.get("output", "")
     if not isinstance(output, str):
-        raise where.error("output", f"expected a file path (string), found {_show(output)}")
+        raise where.error("output", f"expected a file path (string), found {fields.show(output)}")
     return Config(problem, optimizer, checkpoint, output, source)
-
-
-class _Where:
-    """A field path inside a config file, for messages."""
-
-    def __init__(self, source, path=()):
-        self.source, self.path = source, path
-
-    def __truediv__(self, key):
-        return _Where(self.source, self.path + (str(key),))
-
-    def error(self, key, message):
-        field = ".".join(self.path + ((str(key),) if key is not None else ()))
-        return ConfigError(f"{self.source}: {field}" if field else self.source, message)
-
-
-def _show(value):
-    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
-    return text if len(text) < 60 else text[:57] + "..."
-
-
-def _table(raw, where, required=(), optional=()):
-    if not isinstance(raw, dict):
-        raise where.error(None, f"expected an object {{...}}, found {_show(raw)}")
-    valid = tuple(required) + tuple(optional)
-    for key in raw:
-        if key not in valid:
-            raise where.error(key, f"unknown key; valid keys here: {', '.join(valid)}")
-    for key in required:
-        if key not in raw:
-            raise where.error(key, "missing (required)")
-    return raw
-
-
-def _number(raw, where, key, *, minimum=None, above=None, integer=False):
-    value = raw[key]
-    kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-        raise where.error(key, f"expected {kind}, found {_show(value)}")
-    if not math.isfinite(value):
-        raise where.error(key, f"expected a finite number, found {value}")
-    if minimum is not None and value < minimum:
-        raise where.error(key, f"must be >= {minimum}, found {_show(value)}")
-    if above is not None and value <= above:
-        raise where.error(key, f"must be > {above}, found {_show(value)}")
-    return int(value) if integer else float(value)
 
 
 def _problem(raw, where, base_dir):
     if isinstance(raw, dict) and ("cell" in raw or "bluepyopt" in raw):
-        from . import cell
-
         return cell.problem(raw, where, base_dir)
-    table = _table(raw, where, required=("function", "parameters", "objectives"), optional=("penalty", "path"))
+    table = fields.table(raw, where, required=("function", "parameters", "objectives"), optional=("penalty", "path"))
     function = table["function"]
     if not isinstance(function, str) or function.count(":") != 1 or not all(function.split(":")):
-        raise where.error("function", f"expected 'package.module:callable', found {_show(function)}")
+        raise where.error("function", f"expected 'package.module:callable', found {fields.show(function)}")
 
     params = table["parameters"]
     if not isinstance(params, dict) or not params:
-        raise where.error("parameters", f"expected an object {{name: [low, high] or value}}, found {_show(params)}")
+        raise where.error("parameters",
+                          f"expected an object {{name: [low, high] or value}}, found {fields.show(params)}")
     parameters = []
     for name, spec in params.items():
         w = where / "parameters"
         if isinstance(spec, list):
             if len(spec) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
-                raise w.error(name, f"expected bounds [low, high] or a frozen value, found {_show(spec)}")
+                raise w.error(name, f"expected bounds [low, high] or a frozen value, found {fields.show(spec)}")
             lower, upper = float(spec[0]), float(spec[1])
             if not (math.isfinite(lower) and math.isfinite(upper)):
-                raise w.error(name, f"bounds must be finite, found {_show(spec)}")
+                raise w.error(name, f"bounds must be finite, found {fields.show(spec)}")
             if lower >= upper:
                 raise w.error(name, f"lower bound {spec[0]} must be below upper bound {spec[1]}")
             parameters.append(Parameter(name, lower, upper))
         else:
-            parameters.append(Parameter(name, value=_number(params, w, name)))
+            parameters.append(Parameter(name, value=fields.number(params, w, name)))
     if not any(p.free for p in parameters):
         raise where.error("parameters", "no free parameter: give at least one as [low, high]")
 
@@ -285,14 +207,14 @@ def _problem(raw, where, base_dir):
         or not objectives
         or not all(isinstance(o, str) and o for o in objectives)
     ):
-        raise where.error("objectives", f"expected a non-empty list of names, found {_show(objectives)}")
+        raise where.error("objectives", f"expected a non-empty list of names, found {fields.show(objectives)}")
     if len(set(objectives)) != len(objectives):
         raise where.error("objectives", "names must be unique")
-    penalty = _number(table, where, "penalty") if "penalty" in table else 250.0
+    penalty = fields.number(table, where, "penalty") if "penalty" in table else 250.0
 
     path = table.get("path", [base_dir] if base_dir else [])
     if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
-        raise where.error("path", f"expected a list of directories, found {_show(path)}")
+        raise where.error("path", f"expected a list of directories, found {fields.show(path)}")
     return FunctionProblem(function, tuple(parameters), tuple(objectives), penalty, tuple(path))
 
 
@@ -302,12 +224,12 @@ _CMAES_KEYS = ("sigma0",)
 
 def _optimizer(raw, where, problem):
     common = ("seed", "weights")
-    table = _table(
+    table = fields.table(
         raw, where, required=("algorithm", "population", "generations"), optional=common + _IBEA_KEYS + _CMAES_KEYS
     )
     algorithm = table["algorithm"]
     if algorithm not in ALGORITHMS:
-        raise where.error("algorithm", f"unknown algorithm {_show(algorithm)}; valid: {', '.join(ALGORITHMS)}")
+        raise where.error("algorithm", f"unknown algorithm {fields.show(algorithm)}; valid: {', '.join(ALGORITHMS)}")
     other = _CMAES_KEYS if algorithm == "ibea" else _IBEA_KEYS
     for key in table:
         if key in other:
@@ -316,30 +238,30 @@ def _optimizer(raw, where, problem):
             raise where.error(key, f"not an option of {algorithm}{why}")
     kwargs = dict(
         algorithm=algorithm,
-        population=_number(table, where, "population", minimum=2 if algorithm == "cmaes" else 1, integer=True),
-        generations=_number(table, where, "generations", minimum=1, integer=True),
+        population=fields.number(table, where, "population", minimum=2 if algorithm == "cmaes" else 1, integer=True),
+        generations=fields.number(table, where, "generations", minimum=1, integer=True),
     )
     if "seed" in table:
-        kwargs["seed"] = _number(table, where, "seed", minimum=0, integer=True)
+        kwargs["seed"] = fields.number(table, where, "seed", minimum=0, integer=True)
     if "weights" in table:
         kwargs["weights"] = _weights(table["weights"], where / "weights", problem.objectives)
     if "offspring" in table:
-        kwargs["offspring"] = _number(table, where, "offspring", minimum=1, integer=True)
+        kwargs["offspring"] = fields.number(table, where, "offspring", minimum=1, integer=True)
     if "kappa" in table:
-        kwargs["kappa"] = _number(table, where, "kappa", above=0)
+        kwargs["kappa"] = fields.number(table, where, "kappa", above=0)
     for key in ("eta_crossover", "eta_mutation"):
         if key in table:
-            kwargs[key] = _number(table, where, key, minimum=0)
+            kwargs[key] = fields.number(table, where, key, minimum=0)
     if "asynchronous" in table:
         if not isinstance(table["asynchronous"], bool):
-            raise where.error("asynchronous", f"expected true or false, found {_show(table['asynchronous'])}")
+            raise where.error("asynchronous", f"expected true or false, found {fields.show(table['asynchronous'])}")
         kwargs["asynchronous"] = table["asynchronous"]
     if "batch" in table:
         if not kwargs.get("asynchronous"):
             raise where.error("batch", "only with asynchronous: true (a generation is told at once)")
-        kwargs["batch"] = _number(table, where, "batch", minimum=1, integer=True)
+        kwargs["batch"] = fields.number(table, where, "batch", minimum=1, integer=True)
     if "sigma0" in table:
-        kwargs["sigma0"] = _number(table, where, "sigma0", above=0)
+        kwargs["sigma0"] = fields.number(table, where, "sigma0", above=0)
         if kwargs["sigma0"] > 1:
             raise where.error("sigma0", f"is in unit-cube coordinates and must be <= 1, found {kwargs['sigma0']}")
     return Optimizer(**kwargs)
@@ -351,23 +273,23 @@ def _weights(raw, where, objectives):
             raise where.error(None, f"expected {len(objectives)} weights (one per objective), found {len(raw)}")
         raw = dict(zip(objectives, raw))
     if not isinstance(raw, dict):
-        raise where.error(None, f"expected {{objective: weight}} or a list, found {_show(raw)}")
+        raise where.error(None, f"expected {{objective: weight}} or a list, found {fields.show(raw)}")
     for key in raw:
         if key not in objectives:
             raise where.error(key, f"not an objective; objectives: {', '.join(objectives)}")
-    weights = tuple(_number(raw, where, o, minimum=0) if o in raw else 1.0 for o in objectives)
+    weights = tuple(fields.number(raw, where, o, minimum=0) if o in raw else 1.0 for o in objectives)
     if not any(weights):
         raise where.error(None, "all weights are 0")
     return weights
 
 
 def _checkpoint(raw, where):
-    table = _table(raw, where, optional=("every_generations", "every_seconds", "stop_within"))
+    table = fields.table(raw, where, optional=("every_generations", "every_seconds", "stop_within"))
     kwargs = {}
     if "stop_within" in table:
-        kwargs["stop_within"] = _number(table, where, "stop_within", minimum=0)
+        kwargs["stop_within"] = fields.number(table, where, "stop_within", minimum=0)
     if "every_generations" in table:
-        kwargs["every_generations"] = _number(table, where, "every_generations", minimum=1, integer=True)
+        kwargs["every_generations"] = fields.number(table, where, "every_generations", minimum=1, integer=True)
     if "every_seconds" in table:
-        kwargs["every_seconds"] = _number(table, where, "every_seconds", minimum=0)
+        kwargs["every_seconds"] = fields.number(table, where, "every_seconds", minimum=0)
     return Checkpoint(**kwargs)

@@ -1,4 +1,4 @@
-"""Evaluation over MPI: the only module that imports mpi4py.
+"""The MPI executor: the only module that imports mpi4py.
 
 Rank 0 hands out individuals one at a time to whichever rank is free (dynamic
 distribution: evaluation times vary tenfold within a generation) and, unless told
@@ -18,13 +18,12 @@ evaluated what or in which order evaluations finished.
 import sys
 import threading
 import time
-from collections import deque
 
 from mpi4py import MPI
 
+from .executor import END, MAX_SLEEP, Executor
+
 TASK, RESULT, STOP = 1, 2, 3
-END = "end of work"  # what a ``take`` returns once nothing more will come
-MAX_SLEEP = 0.002  # seconds; bounds the latency a finished rank waits for new work
 SWITCH_INTERVAL = 0.0002  # seconds; how soon rank 0's dispatcher thread gets the GIL
 
 
@@ -61,7 +60,7 @@ def gather_errors(comm, message):
     return comm.allgather(message)
 
 
-def serve(comm, evaluate):
+def work(comm, evaluate):
     """Worker loop (ranks > 0): evaluate what rank 0 sends until it says stop.
 
     evaluate: (d,) physical values -> Outcome.
@@ -76,8 +75,8 @@ def serve(comm, evaluate):
         comm.send((index, outcome, time.perf_counter() - start), dest=0, tag=RESULT)
 
 
-class Evaluator:
-    """Rank 0's side: ``map(X, todo)`` evaluates rows of X over all ranks.
+class MPIExecutor(Executor):
+    """Rank 0's side: ``stream`` hands points out over all ranks of ``comm``.
 
     comm: the communicator (any: tests pass COMM_SELF or a split one);
     evaluate: rank 0's own (d,) -> Outcome callable; rank0_evaluates: False makes
@@ -93,44 +92,11 @@ class Evaluator:
         self.size = comm.Get_size()
         self.rank0_evaluates = bool(rank0_evaluates) or self.size == 1
         self.abandoned = False  # some rank still works on an evaluation nobody waits for
-        if self.size > 1:
-            # The dispatcher thread needs the GIL to answer a worker; by default it waits up
-            # to 5 ms for rank 0's own evaluation to let go of it, an idle worker meanwhile.
-            sys.setswitchinterval(SWITCH_INTERVAL)
         if self.size > 1 and MPI.Query_thread() < MPI.THREAD_SERIALIZED:
             raise RuntimeError(
                 "the MPI library gave thread level < MPI_THREAD_SERIALIZED; "
                 "hpcopt's rank 0 needs it (set MPI4PY_RC_THREAD_LEVEL=serialized)"
             )
-
-    def map(self, X, todo=None, *, started=None, done=None, stopping=None, grace=0.0):
-        """Evaluate the rows ``todo`` (default: all) of X (n, d).
-
-        started(i, rank) and done(i, outcome, seconds, rank) are called as it goes
-        (from two threads). Once ``stopping()`` is true no new evaluation starts,
-        and evaluations in flight on other ranks are waited for at most ``grace``
-        seconds, then abandoned.
-
-        Returns ({i: (Outcome, seconds, rank)} of the completed rows, [abandoned rows]).
-        """
-        queue = deque(range(len(X)) if todo is None else todo)
-        started = started or (lambda i, rank: None)
-        done = done or (lambda i, outcome, seconds, rank: None)
-        results, lock = {}, threading.Lock()
-
-        def take(rank):
-            with lock:
-                if not queue:
-                    return END
-                i = queue.popleft()
-            return i, X[i]
-
-        def finish(i, outcome, seconds, rank):
-            results[i] = (outcome, seconds, rank)
-            done(i, outcome, seconds, rank)
-
-        abandoned = self.stream(take, finish, started=started, stopping=stopping, grace=grace)
-        return results, abandoned
 
     def stream(self, take, done, *, started=None, stopping=None, grace=0.0):
         """Evaluate whatever ``take`` hands out, on every rank, until it has no more.
@@ -153,6 +119,16 @@ class Evaluator:
         stopping = stopping or (lambda: False)
         started = started or (lambda key, rank: None)
         failure, abandoned = [], []
+        # The dispatcher thread needs the GIL to answer a worker; by default it waits up
+        # to 5 ms for rank 0's own evaluation to let go of it, an idle worker meanwhile.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        try:
+            return self._stream(take, done, started, stopping, grace, failure, abandoned)
+        finally:
+            sys.setswitchinterval(interval)
+
+    def _stream(self, take, done, started, stopping, grace, failure, abandoned):
         dispatcher = None
         if self.size > 1:
             dispatcher = threading.Thread(
@@ -190,7 +166,7 @@ class Evaluator:
             status = MPI.Status()
             delay = 1e-5
 
-            def serve(rank):
+            def send_next(rank):
                 """Send ``rank`` its next task if there is one; False if not."""
                 nonlocal ended
                 if ended or stopping():
@@ -206,7 +182,7 @@ class Evaluator:
                 return True
 
             while True:
-                while idle and serve(idle[0]):
+                while idle and send_next(idle[0]):
                     idle.pop(0)
                     delay = 1e-5
                 if not busy and (ended or stopping()):
@@ -225,7 +201,7 @@ class Evaluator:
                 rank = status.Get_source()
                 key, outcome, elapsed = message.recv()
                 del busy[rank]
-                if not serve(rank):  # its next task first, the bookkeeping after
+                if not send_next(rank):  # its next task first, the bookkeeping after
                     idle.insert(0, rank)
                 done(key, outcome, elapsed, rank)
         except BaseException as err:  # re-raised in the main thread
@@ -239,6 +215,6 @@ class Evaluator:
         return f"{self.size} ranks (rank 0 {role})"
 
     def close(self):
-        """Tell every worker to return from ``serve``."""
+        """Tell every worker to return from ``work``."""
         for rank in range(1, self.size):
             self.comm.send(None, dest=rank, tag=STOP)

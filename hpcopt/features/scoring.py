@@ -23,7 +23,7 @@ def version():
 class Scorer:
     """Scores traces against the features of a CellModel.
 
-    features: tuple of cell.Feature (objective order); penalty: the error score;
+    features: tuple of config.cell.Feature (objective order); penalty: the error score;
     trace_check: fail a trace's features when it has spikes outside the stimulus
     window (eFEL's trace_check; BluePyOpt does not ask for it).
     """

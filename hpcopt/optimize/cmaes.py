@@ -1,4 +1,5 @@
-"""CMA-ES (Hansen's ``cma`` package) as an ask/tell generator on the unit cube.
+"""CMA-ES (Hansen's ``cma`` package) as an ask/tell generator on the unit cube
+(the contract: generators.py).
 
 The only module that imports ``cma``. The search runs in [0, 1]^d with cma's
 ``BoundTransform``, starting from the centre of the cube with step size
@@ -56,26 +57,60 @@ class CMAES:
             "verb_disp": 0,
         }
         self._es = cma.CMAEvolutionStrategy(np.full(dimension, 0.5), sigma0, options)
-        self._asked = None
+        self.population = int(population)
+        self._asked = np.zeros((0, dimension))  # the generation asked and not yet told
+        self._asked_count = 0
 
-    def ask(self):
-        """(population, d) points in [0, 1]^d."""
-        asked = self._es.ask()
-        self._asked = np.array(asked)
-        return self._asked.copy()
+    @property
+    def asked(self):
+        """Points asked so far (the next id)."""
+        return self._asked_count
 
-    def tell(self, U, F):
-        """U: (n, d) as returned by the last ask(); F: (n, m) objectives."""
-        U = np.asarray(U, dtype=float)
+    @property
+    def told(self):
+        """Points told so far."""
+        return self._asked_count - len(self._asked)
+
+    @property
+    def outstanding(self):
+        """How many points are asked and not yet told (a whole generation, or none)."""
+        return len(self._asked)
+
+    def pending(self):
+        """(ids, U) of the generation asked and not yet told (copies)."""
+        n = len(self._asked)
+        return np.arange(self._asked_count - n, self._asked_count, dtype=np.int64), self._asked.copy()
+
+    def ask(self, n=None):
+        """The next generation: (ids (population,) int64, U (population, d) in [0, 1]^d).
+
+        CMA-ES adapts its distribution from whole generations: n, if given, must be
+        the population, and the last generation must have been told.
+        """
+        if n is not None and int(n) != self.population:
+            raise ValueError(f"CMA-ES asks whole generations of {self.population} points, not {n}")
+        if len(self._asked):
+            raise ValueError("ask() before the last generation was told")
+        self._asked = np.array(self._es.ask())
+        ids = np.arange(self._asked_count, self._asked_count + len(self._asked), dtype=np.int64)
+        self._asked_count += len(self._asked)
+        return ids, self._asked.copy()
+
+    def tell(self, ids, F):
+        """Objectives F (n, m) of the points ``ids`` (n,): the whole generation last asked,
+        in any order (row i the objectives of ids[i])."""
+        ids = np.asarray(ids, dtype=np.int64)
         F = np.asarray(F, dtype=float)
-        if self._asked is None or U.shape != self._asked.shape or not np.array_equal(U, self._asked):
-            raise ValueError("tell(U, F): U is not the array returned by the last ask()")
-        if F.ndim != 2 or F.shape[0] != U.shape[0] or F.shape[1] != self.weights.size:
-            raise ValueError(f"tell(U, F): F must have shape ({U.shape[0]}, {self.weights.size}), got {F.shape}")
+        expected, _ = self.pending()
+        order = np.argsort(ids, kind="stable")
+        if not len(expected) or ids.ndim != 1 or not np.array_equal(ids[order], expected):
+            raise ValueError("tell(ids, F): ids must be those of the whole generation returned by the last ask()")
+        if F.ndim != 2 or F.shape[0] != len(ids) or F.shape[1] != self.weights.size:
+            raise ValueError(f"tell(ids, F): F must have shape ({len(ids)}, {self.weights.size}), got {F.shape}")
         if not np.all(np.isfinite(F)):
-            raise ValueError("tell(U, F): F holds non-finite values")
-        self._es.tell(list(self._asked), list(F @ self.weights))
-        self._asked = None
+            raise ValueError("tell(ids, F): F holds non-finite values")
+        self._es.tell(list(self._asked), list(F[order] @ self.weights))
+        self._asked = np.zeros((0, len(self._asked[0])))
 
     def stop(self):
         """cma's own termination reasons ({} while it goes on)."""
@@ -91,6 +126,8 @@ class CMAES:
         return {
             "strategy": pickle.dumps((self._es, self._asked, self.weights), protocol=4),
             "cma_version": cma.__version__,
+            "population": self.population,
+            "asked_count": self._asked_count,
         }
 
     @classmethod
@@ -102,4 +139,6 @@ class CMAES:
             )
         self = cls.__new__(cls)
         self._es, self._asked, self.weights = pickle.loads(state["strategy"])
+        self.population = int(state["population"])
+        self._asked_count = int(state["asked_count"])
         return self

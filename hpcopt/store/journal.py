@@ -12,12 +12,11 @@ emptied. On resume the journal tells:
   during two crashes is recorded as failed instead of being tried a third time,
   so one poisonous parameter set cannot crash-loop a campaign.
 
-Events: {"event": "session", ...}, {"event": "start", "g", "i", "rank"},
-{"event": "done", "g", "i", "x", "objectives", "features", "status", "error",
-"seconds", "rank"}, {"event": "abandoned", "g", "i"} (stopped on a signal: not a crash).
-In asynchronous runs (steady.py) an individual is named by its "id" instead of
-"g" and "i", done events carry their "time", and the order of the done events is
-the order in which the generator was told the results.
+Events: {"event": "session", ...} (with the schedule's rules), {"event": "start", "id",
+"rank"}, {"event": "done", "id", "time", "x", "objectives", "features", "status",
+"error", "seconds", "rank"}, {"event": "abandoned", "id"} (stopped on a signal: not a
+crash). An individual is named by the id its generator gave it; the order of the done
+events is the order in which the generator is told the results (execute/loop.py).
 """
 
 import contextlib
@@ -38,7 +37,6 @@ class Journal:
         self.entries = _read(self.path)
         _cut_partial_line(self.path)  # or the next line would be glued to it
         self._lock = threading.Lock()
-        self._latest = max((e.get("g", -1) for e in self.entries), default=-1)  # newest generation in the file
         self._file = open(self.path, "a", encoding="utf-8")
         self.write({"event": "session", "time": time.time(), "pid": os.getpid(), **session})
 
@@ -47,24 +45,14 @@ class Journal:
         with self._lock:
             self._file.write(line)
             self._file.flush()
-            self._latest = max(self._latest, entry.get("g", -1))
 
-    def started(self, generation, index, rank):
-        self.write({"event": "start", "g": generation, "i": index, "rank": rank})
-
-    def done(self, generation, index, x, outcome, seconds, rank):
-        self.write({"event": "done", "g": generation, "i": index, **_result(x, outcome, seconds, rank)})
-
-    def abandoned(self, generation, index):
-        self.write({"event": "abandoned", "g": generation, "i": index})
-
-    def started_id(self, ident, rank):
+    def started(self, ident, rank):
         self.write({"event": "start", "id": ident, "rank": rank})
 
-    def done_id(self, ident, x, outcome, seconds, rank):
+    def done(self, ident, x, outcome, seconds, rank):
         self.write({"event": "done", "id": ident, "time": time.time(), **_result(x, outcome, seconds, rank)})
 
-    def abandoned_id(self, ident):
+    def abandoned(self, ident):
         self.write({"event": "abandoned", "id": ident})
 
     def sync(self):
@@ -72,21 +60,12 @@ class Journal:
             self._file.flush()
             os.fsync(self._file.fileno())
 
-    def clear(self, keep_from=None, keep=None):
-        """After a checkpoint up to generation ``keep_from``: drop what it made obsolete.
-
-        Entries of later generations (a generation cut short by a signal) stay, or, with
-        ``keep``, the entries for which keep(entry) is true. The file is rewritten
-        atomically.
-        """
-        if keep is None:
-            def keep(e):
-                return e.get("g", keep_from) >= keep_from
+    def clear(self, keep):
+        """After a checkpoint: keep only the entries for which keep(entry) is true (those
+        the checkpoint does not hold). The file is rewritten atomically."""
         with self._lock:
             self._file.close()
-            # usually nothing is kept (the checkpoint follows a complete generation): no need to read
-            later = self._latest >= keep_from if keep_from is not None else True
-            kept = [e for e in _read(self.path) if keep(e)] if later else []
+            kept = [e for e in _read(self.path) if keep(e)]
             tmp = self.path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as f:
                 f.writelines(json.dumps(e) + "\n" for e in kept)
@@ -98,19 +77,8 @@ class Journal:
         with self._lock:
             self._file.close()
 
-    def results(self, generation):
-        """{index: done entry} of ``generation`` from earlier sessions."""
-        return {e["i"]: e for e in self.entries if e["event"] == "done" and e["g"] == generation}
-
-    def crashes(self, generation):
-        """{index: number of earlier sessions that died while it was in flight}."""
-        return self._crashes(lambda e: e["i"] if e.get("g") == generation else None)
-
-    def crashes_by_id(self):
-        """{id: number of earlier sessions that died while it was in flight} (asynchronous runs)."""
-        return self._crashes(lambda e: e.get("id"))
-
-    def _crashes(self, key):
+    def crashes(self):
+        """{id: number of earlier sessions that died while it was in flight}."""
         counts = defaultdict(int)
         in_flight = set()
         for e in self.entries + [{"event": "session"}]:
@@ -118,11 +86,11 @@ class Journal:
                 for k in in_flight:
                     counts[k] += 1
                 in_flight = set()
-            elif (k := key(e)) is not None:
+            elif "id" in e:
                 if e["event"] == "start":
-                    in_flight.add(k)
+                    in_flight.add(e["id"])
                 else:  # done or abandoned
-                    in_flight.discard(k)
+                    in_flight.discard(e["id"])
         return dict(counts)
 
 

@@ -1,7 +1,7 @@
 """``hpcopt export``: one individual of a run as parameters, or as a standalone
 NEURON model (hoc or Python) that needs no hpcopt.
 
-The model is described from the cell as hpcopt builds it (nrn.Cell, in this
+The model is described from the cell as hpcopt builds it (neuron.cell.Cell, in this
 process): the same morphology (inline sections, or the file through Import3d
 with BluePyOpt's axon replacement), nseg, mechanisms, and every parameter in
 config order, a distance-dependent one as one concrete value per segment
@@ -15,10 +15,18 @@ import json
 import os
 import pprint
 import textwrap
+from importlib import resources
 
-from . import __version__
-from . import status as runstatus
-from .errors import ConfigError, RunFileError
+from .. import __version__
+from ..config.expressions import distribution_function
+from ..errors import ConfigError, RunFileError
+from ..store import snapshot
+
+
+def _template(name):
+    """The text of templates/``name``."""
+    return resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
+
 
 LISTS = ("all", "somatic", "axonal", "basal", "apical")
 AXON_STUB = 60.0  # um, BluePyOpt's replacement axon: two sections of half this length
@@ -27,7 +35,7 @@ AXON_STUB = 60.0  # um, BluePyOpt's replacement axon: two sections of half this 
 def write(path, target, kind, rank=1):
     """Write individual ``rank`` (1: the best) of the run file ``path`` to ``target``
     as kind 'json', 'hoc' or 'python'; returns a one-line summary."""
-    run = runstatus.read(path)
+    run = snapshot.read(path)
     run.require_generations()
     chosen = individual(run, rank)
     if kind == "json":
@@ -58,7 +66,7 @@ def individual(run, rank):
         "generation": int(table.generation[i]),
         "index": int(table.row[i]),
         "score": float(table.scores[i]),
-        "status": runstatus.STATUS_NAMES[int(table.status[i])],
+        "status": snapshot.STATUS_NAMES[int(table.status[i])],
         "parameters": dict(zip(run.parameter_names, map(float, table.X[i]))),
         "objectives": dict(zip(run.objective_names, map(float, table.F[i]))),
         "rank": rank,
@@ -72,8 +80,6 @@ def individual(run, rank):
 def describe(run, chosen):
     """Everything the exported files need, as plain Python data (numbers are the
     exact doubles hpcopt uses)."""
-    from .cell import distribution_function
-
     model, evaluator = rebuild(run)
     cell = evaluator.cell
     h = cell.h
@@ -109,20 +115,7 @@ def describe(run, chosen):
         stimuli = []
         for s in protocol.stimuli:
             sec, x = cell.location(s.location)
-            where = {"section": section_name(sec), "x": float(x)}
-            if s.kind == "step":
-                stimuli.append({"type": "step", **where, "delay": s.delay, "dur": s.duration, "amp": s.amplitude})
-            elif s.kind == "ramp":
-                end = s.delay + s.duration
-                stimuli.append({"type": "play", **where, "delay": 0.0, "dur": 1e9,
-                                "times": [0.0, s.delay, s.delay, end, end, max(protocol.tstop, end)],
-                                "amps": [0.0, 0.0, s.amplitude, s.amplitude_end, 0.0, 0.0]})
-            elif s.kind == "waveform":
-                stimuli.append({"type": "play", **where, "delay": s.times[0], "dur": s.times[-1] - s.times[0],
-                                "times": list(s.times), "amps": list(s.currents)})
-            else:
-                stimuli.append({"type": "synapse", **where, "synapse": dict(s.synapse), "start": s.start,
-                                "interval": s.interval, "number": s.number, "weight": s.weight})
+            stimuli.append({**s.primitive(protocol.tstop), "section": section_name(sec), "x": float(x)})
         recordings = []
         for r in protocol.recordings:
             sec, x = cell.location(r.location)
@@ -149,10 +142,10 @@ def describe(run, chosen):
 def rebuild(run):
     """(cell.CellModel, evaluator) of a cell run's stored config, built in this
     process as a rank of the run built it (NEURON's prints go to stderr). One cell
-    per process: nrn.Cell refuses a second one."""
-    from . import config as configuration
-    from .nrn import stdout_redirected
-    from .problem import Problem
+    per process: neuron.cell.Cell refuses a second one."""
+    from .. import config as configuration
+    from ..neuron.session import stdout_redirected
+    from ..problem.space import Problem
 
     config = configuration.parse(run.config, source=f"{run.path} (stored config)")
     problem = Problem(config)
@@ -171,14 +164,9 @@ def _library(mod_dir):
     """hpcopt's compiled library of ``mod_dir`` ('' without one)."""
     if not mod_dir:
         return ""
-    import glob
+    from ..neuron import mechanisms
 
-    from . import nrn
-
-    directory = nrn.compiled_mechanisms(mod_dir)
-    found = sorted(glob.glob(os.path.join(directory, "*", ".libs", "libnrnmech.so")) +
-                   glob.glob(os.path.join(directory, "*", "libnrnmech.so")))
-    return found[0] if found else ""
+    return mechanisms.library(mechanisms.compiled(mod_dir))
 
 
 def _about(model, comment):
@@ -205,22 +193,7 @@ def _about(model, comment):
 
 # ---------------------------------------------------------------- hoc
 
-_HOC_TEMPLATE = """\
-begintemplate FittedCell
-  public soma, dend, apic, axon, myelin, all, somatic, axonal, basal, apical, myelinated
-  objref all, somatic, axonal, basal, apical, myelinated
-  proc init() {
-    all = new SectionList()
-    somatic = new SectionList()
-    axonal = new SectionList()
-    basal = new SectionList()
-    apical = new SectionList()
-    myelinated = new SectionList()
-    forall delete_section()
-  }
-  create soma[1], dend[1], apic[1], axon[1], myelin[1]
-endtemplate FittedCell
-"""
+_HOC_TEMPLATE = _template("cell_template.hoc")  # the cell template of a file morphology
 
 
 def hoc(model):
@@ -314,173 +287,6 @@ def _hoc_string(text):
 
 # ---------------------------------------------------------------- Python
 
-_PYTHON_CODE = '''
-
-def build(library=LIBRARY):
-    """Build the fitted cell; returns {section name: Section} ('soma', 'apic[12]')."""
-    h.load_file("stdrun.hoc")
-    if library and not all(h.name_declared(name) for name in OWN_MECHANISMS):
-        h.nrn_load_dll(library)
-    sections, lists = _morphology()
-    for listname, suffixes in MECHANISMS:
-        for sec in lists[listname]:
-            for suffix in suffixes:
-                sec.insert(suffix)
-    for kind, attribute, listname, value, _ in PARAMETERS:
-        if kind == "global":
-            setattr(h, attribute, value)
-        elif kind == "section":
-            for sec in lists[listname]:
-                setattr(sec, attribute, value)
-        elif kind == "range":
-            for sec in lists[listname]:
-                for seg in sec:
-                    setattr(seg, attribute, value)
-        else:  # "segments": [(section, x, value), ...]
-            for name, x, v in value:
-                setattr(sections[name](x), attribute, v)
-    return sections
-
-
-_cell = []  # the template object of a file morphology: it owns the sections
-
-
-def _morphology():
-    lists = {name: [] for name in LISTS}
-    if "file" not in MORPHOLOGY:
-        sections = {}
-        for name, listname, length, diameter, parent in MORPHOLOGY["sections"]:
-            sec = h.Section(name=name)
-            sec.L, sec.diam = length, diameter
-            if parent:
-                sec.connect(sections[parent](1.0), 0.0)
-            sec.nseg = 1 + 2 * int(sec.L / MORPHOLOGY["nseg_length"])
-            sections[name] = sec
-            lists[listname].append(sec)
-            lists["all"].append(sec)
-        return sections, lists
-    h.load_file("import3d.hoc")
-    h(TEMPLATE)
-    cell = h.FittedCell()
-    _cell.append(cell)
-    path = MORPHOLOGY["file"]
-    reader = h.Import3d_SWC_read() if path.lower().endswith(".swc") else h.Import3d_Neurolucida3()
-    reader.quiet = 1
-    reader.input(path)
-    h.Import3d_GUI(reader, 0).instantiate(cell)
-    for sec in cell.all:
-        sec.nseg = 1 + 2 * int(sec.L / MORPHOLOGY["nseg_length"])
-    if MORPHOLOGY["replace_axon"]:  # BluePyOpt's: two sections of 30 um instead of the axon
-        for sec in list(cell.axonal):
-            h.delete_section(sec=sec)
-        h.execute("create axon[2]", cell)
-        for sec, diameter in zip(cell.axon, MORPHOLOGY["axon_diameters"]):
-            sec.L = 30.0
-            sec.nseg = 1 + 2 * int(sec.L / MORPHOLOGY["nseg_length"])
-            sec.diam = diameter
-            cell.axonal.append(sec=sec)
-            cell.all.append(sec=sec)
-        cell.axon[0].connect(cell.soma[0], 1.0, 0.0)
-        cell.axon[1].connect(cell.axon[0], 1.0, 0.0)
-    for name in LISTS:
-        lists[name] = list(getattr(cell, name))
-    return {sec.name().split(".", 1)[-1]: sec for sec in lists["all"]}, lists
-
-
-def simulate(sections=None):
-    """Run every protocol of the fit; returns {(protocol, recording): (t, values)}.
-
-    sections: {name: Section} of the cell (build()'s, or of the exported hoc file's
-    cell with the 'FittedCell[0].' prefix removed); None builds it.
-    """
-    if sections is None:
-        sections = build()
-    traces = {}
-    for protocol in PROTOCOLS:
-        traces.update(run(sections, protocol))
-    return traces
-
-
-def run(sections, protocol):
-    """One protocol, as hpcopt runs it: stimuli, recordings, stdinit, fadvance to tstop."""
-    keep = [_stimulus(sections, s, protocol["tstop"]) for s in protocol["stimuli"]]
-    t = h.Vector()
-    t.record(h._ref_t)
-    vectors = []
-    for r in protocol["recordings"]:
-        v = h.Vector()
-        v.record(getattr(sections[r["section"]](r["x"]), "_ref_" + r["var"]))
-        vectors.append(v)
-    _integrate(protocol["tstop"])
-    del keep
-    T = t.as_numpy().copy()
-    return {(protocol["name"], r["name"]): (T, v.as_numpy().copy()) for r, v in zip(protocol["recordings"], vectors)}
-
-
-def _integrate(tstop):
-    h.tstop = tstop
-    h.cvode_active(1 if SIMULATION["cvode"] else 0)
-    if SIMULATION["cvode"]:
-        if SIMULATION["atol"]:
-            h.CVode().atol(SIMULATION["atol"])
-    else:
-        h.dt = SIMULATION["dt"]
-        h.steps_per_ms = 1.0 / SIMULATION["dt"]
-    h.stdinit()
-    if SIMULATION["cvode"]:
-        h.CVode().event(tstop)
-        stop = tstop
-    else:
-        stop = tstop - h.dt / 2
-    while h.t < stop:
-        h.fadvance()
-
-
-def _stimulus(sections, s, tstop):
-    """The NEURON objects of one stimulus (alive while the protocol runs)."""
-    segment = sections[s["section"]](s["x"])
-    if s["type"] == "step":
-        clamp = h.IClamp(segment)
-        clamp.delay, clamp.dur, clamp.amp = s["delay"], s["dur"], s["amp"]
-        return (clamp,)
-    if s["type"] == "play":  # ramps and waveforms: the amplitude follows times/amps
-        clamp = h.IClamp(segment)
-        clamp.delay, clamp.dur = s["delay"], s["dur"]
-        tvec, ivec = h.Vector(s["times"]), h.Vector(s["amps"])
-        ivec.play(clamp._ref_amp, tvec, 1)
-        return clamp, tvec, ivec
-    synapse = dict(s["synapse"])
-    point = getattr(h, synapse.pop("mechanism"))(segment)
-    for key, value in synapse.items():
-        setattr(point, key, value)
-    stim = h.NetStim()
-    stim.start, stim.interval, stim.number, stim.noise = s["start"], s["interval"], s["number"], 0
-    con = h.NetCon(stim, point)
-    con.weight[0], con.delay = s["weight"], 0.0
-    return point, stim, con
-
-
-def main():
-    parser = argparse.ArgumentParser(description="Simulate the fitted cell's protocols.")
-    parser.add_argument("--save", metavar="TRACES.npz", help="save the traces (keys 'protocol/recording/t', '.../v')")
-    parser.add_argument("--library", default=LIBRARY, help="the compiled mechanisms (libnrnmech.so) to load")
-    args = parser.parse_args()
-    traces = simulate(build(args.library))
-    for (protocol, recording), (t, v) in traces.items():
-        print(f"{protocol}/{recording}: {len(t)} points, {v.min():.4g} to {v.max():.4g}")
-    if args.save:
-        arrays = {}
-        for (protocol, recording), (t, v) in traces.items():
-            arrays[f"{protocol}/{recording}/t"] = t
-            arrays[f"{protocol}/{recording}/v"] = v
-        np.savez(args.save, **arrays)
-
-
-if __name__ == "__main__":
-    main()
-'''
-
-
 def python(model, filename):
     usage = textwrap.dedent(f"""\
 
@@ -514,4 +320,4 @@ def python(model, filename):
            f"SIMULATION = {literal(model['simulation'])}",
            "# the objective scores the run file stores for this individual",
            f"OBJECTIVES = {literal(c['objectives'])}"]
-    return "\n".join(out) + "\n" + _PYTHON_CODE
+    return "\n".join(out) + "\n" + _template("cell.py.txt")

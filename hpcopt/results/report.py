@@ -24,8 +24,9 @@ from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from ..errors import HpcoptError, RunFileError  # noqa: E402
+from ..store import snapshot  # noqa: E402
 from . import status as runstatus  # noqa: E402
-from .errors import HpcoptError, RunFileError  # noqa: E402
 
 DPI = 100
 TOP_FRACTION = 0.10  # "the best individuals": this fraction of a generation, or of the run
@@ -47,7 +48,7 @@ def write(path, directory, traces=True, dpi=DPI):
     """Write the report of the run file ``path`` into ``directory``; returns the
     path of its index.html. traces: re-simulate a cell model's best individual;
     dpi: resolution of the PNGs."""
-    run = runstatus.read(path)
+    run = snapshot.read(path)
     run.require_generations()
     try:
         os.makedirs(directory, exist_ok=True)
@@ -393,9 +394,9 @@ def model_variable(model, key):
 def _simulate(run, x):
     """(traces, CellModel, re-scored objectives) of the physical values ``x``, or
     (None, model, error message) when the simulation fails."""
-    from . import nrn
+    from ..neuron.session import stdout_redirected
+    from ..neuron.simulation import SimulationError
     from .export import rebuild
-    from .nrn import stdout_redirected
 
     model, evaluator = rebuild(run)
     values = dict(evaluator.frozen)
@@ -403,7 +404,7 @@ def _simulate(run, x):
     with stdout_redirected(2):
         try:
             traces = evaluator.simulate(values)
-        except nrn.SimulationError as err:
+        except SimulationError as err:
             return None, model, str(err)
         scores, _, _ = evaluator.scorer(traces)
     return traces, model, scores
@@ -420,7 +421,7 @@ def evaluation_times(table):
     logarithmic = low > 0 and high / low > 30
     bins = np.geomspace(low, high, 40) if logarithmic else np.linspace(low, high if high > low else low + 1, 40)
     data, labels, colours = [], [], []
-    for code, name in enumerate(runstatus.STATUS_NAMES):
+    for code, name in enumerate(snapshot.STATUS_NAMES):
         chosen = table.seconds[(table.status == code) & timed]
         if len(chosen):
             data.append(chosen)
@@ -487,7 +488,7 @@ def timeline(run):
         if n == len(panels) - 1:
             ax.set_xlabel("seconds since the first generation started")
     legend = [Patch(color="#4a7fb0", label="ok (shades alternate per generation)")]
-    legend += [Patch(color=STATUS_COLOURS[c], label=runstatus.STATUS_NAMES[c]) for c in (1, 2)
+    legend += [Patch(color=STATUS_COLOURS[c], label=snapshot.STATUS_NAMES[c]) for c in (1, 2)
                if any(int(c) in g.status for g in run.generations)]
     figure.axes[0].legend(handles=legend, fontsize=7, loc="upper right")
     return figure
@@ -535,7 +536,7 @@ def _html(run, table, sections):
     out = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>hpcopt report: {e(name)}</title>",
            f"<style>{_STYLE}</style></head><body>",
            f"<h1>hpcopt report: {e(name)}</h1>",
-           f"<p>{e(os.path.abspath(run.path))}, read {e(runstatus._clock(run.read_at))}"
+           f"<p>{e(os.path.abspath(run.path))}, read {e(runstatus.clock(run.read_at))}"
            + ("" if run.finished else " &mdash; <b>the run was not finished</b>") + ".</p>",
            "<h2>Status</h2>", f"<pre>{e(runstatus.text(run))}</pre>",
            "<h2>Contents</h2><ul>"]
@@ -554,7 +555,7 @@ def _html(run, table, sections):
     out += ["<h2 id='versions'>Versions</h2>", "<table>"]
     out += [f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in versions.items()]
     out += ["</table>", f"<p class='caption'>Report written by hpcopt {e(_version())} at "
-                        f"{e(runstatus._clock(time.time()))}.</p>", "</body></html>\n"]
+                        f"{e(runstatus.clock(time.time()))}.</p>", "</body></html>\n"]
     return "\n".join(out)
 
 
@@ -565,7 +566,7 @@ def _best_table(run, table, count=10):
     rows = ["<div class='wide'><table>", "<tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"]
     for n, i in enumerate(order, 1):
         cells = [str(n), str(table.generation[i]), str(table.row[i]), f"{table.scores[i]:.6g}",
-                 runstatus.STATUS_NAMES[int(table.status[i])]] + [f"{v:.6g}" for v in table.X[i]]
+                 snapshot.STATUS_NAMES[int(table.status[i])]] + [f"{v:.6g}" for v in table.X[i]]
         rows.append("<tr>" + "".join(f"<td class='n'>{e(c)}</td>" for c in cells) + "</tr>")
     rows.append("</table></div>")
     rows.append(f"<p class='caption'>The {len(order)} lowest scores of {len(table)} evaluations. "
@@ -579,6 +580,6 @@ def _anchor(title):
 
 
 def _version():
-    from . import __version__
+    from .. import __version__
 
     return __version__

@@ -197,16 +197,26 @@ def _real(name, value, low, high=math.inf, low_open=False):
 
 
 class IBEA:
-    """IBEA as an ask/tell generator on the unit cube (see ``hpcopt.generators``).
+    """IBEA as an ask/tell generator on the unit cube (the contract: generators.py).
 
-    Mating selection compares the fitness left by environmental selection, as in the
-    paper (normalised over population and offspring), not a fresh one.
+    ``ask(n) -> (ids, U)``: n new points with consecutive integer ids (0, 1, ... over
+    the run); n defaults to the next generation: ``population`` (alpha) points at
+    first, ``offspring`` (lambda, default alpha) afterwards. ``tell(ids, F)``:
+    objectives of asked points, in any order and any number (an asynchronous run tells
+    batches as they complete). The told points join the population; once it holds
+    more than ``population`` individuals, environmental selection brings it back to
+    ``population``: the worst is removed one at a time and the others' fitness updated
+    after each removal (normalised over population and newcomers). Until ``population``
+    points have been told, ``ask`` returns uniform random points (the initial
+    population is the first ``population`` to come back); afterwards children of
+    binary tournaments on the fitness left by selection, through SBX and polynomial
+    mutation. A generational run asks a whole generation and tells it all, in the
+    order asked: the published algorithm.
 
-    ``population`` (alpha) individuals are kept; each ``ask()`` after the first returns
-    ``offspring`` (lambda, default alpha) children. The first ``ask()`` returns alpha uniform
-    points, which become the population as told. ``rng`` is a ``numpy.random.Generator``
-    owned by the object; ``mutation_probability`` is per variable (default 1 / dimension),
-    ``crossover_probability`` per pair of parents.
+    ``rng`` is a ``numpy.random.Generator`` owned by the object; ``mutation_probability``
+    is per variable (default 1 / dimension), ``crossover_probability`` per pair of
+    parents. The points asked and not yet told are part of the state (``pending()``),
+    so a resumed run knows exactly what is outstanding.
     """
 
     def __init__(self, dimension, population, rng, *, offspring=None, kappa=0.05,
@@ -225,48 +235,79 @@ class IBEA:
             mutation_probability = 1.0 / self.dimension
         self.mutation_probability = _real("mutation_probability", mutation_probability, 0.0, 1.0)
         self._rng = rng
-        self._initialized = False
         self._U = np.zeros((0, self.dimension))
         self._F = np.zeros((0, 0))
         self._fitness = np.zeros(0)  # of the population, for mating selection
-        self._asked = np.zeros((0, self.dimension))  # no rows: nothing pending
+        self._asked_count = 0
+        self._told_count = 0
+        self._pending_ids = np.zeros(0, dtype=np.int64)
+        self._pending_U = np.zeros((0, self.dimension))
 
-    def ask(self):
-        """New points to evaluate: an (n, d) float64 array in [0, 1]^d.
+    @property
+    def asked(self):
+        """Points asked so far (the next id)."""
+        return self._asked_count
 
-        n is ``population`` for the first batch, ``offspring`` afterwards. A second ``ask()``
-        before ``tell()`` replaces the pending batch.
-        """
-        if self._initialized:
-            self._asked = self._vary(self._U[self._tournament(self._fitness, self.offspring)])
+    @property
+    def told(self):
+        """Points told so far."""
+        return self._told_count
+
+    @property
+    def outstanding(self):
+        """How many points are asked and not yet told."""
+        return len(self._pending_ids)
+
+    def pending(self):
+        """(ids, U) of the points asked and not yet told, ids ascending (copies)."""
+        return self._pending_ids.copy(), self._pending_U.copy()
+
+    def ask(self, n=None):
+        """n new points (default: the next generation): (ids (n,) int64, U (n, d) in [0, 1]^d)."""
+        if n is None:
+            n = self.population if self._told_count < self.population else self.offspring
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if self._told_count < self.population:
+            U = self._rng.random((n, self.dimension))
         else:
-            self._asked = self._rng.random((self.population, self.dimension))
-        return self._asked.copy()
+            U = self._vary(self._U[self._tournament(self._fitness, n)])
+        ids = np.arange(self._asked_count, self._asked_count + n, dtype=np.int64)
+        self._asked_count += n
+        self._pending_ids = np.concatenate([self._pending_ids, ids])
+        self._pending_U = np.concatenate([self._pending_U, U])
+        return ids, U.copy()
 
-    def tell(self, U, F):
-        """Objectives F (n, m) of the points U (n, d) returned by the last ``ask()``."""
-        U = np.asarray(U, dtype=np.float64)
+    def tell(self, ids, F):
+        """Objectives F (n, m) of the asked points ``ids`` (n,), row i those of ids[i]."""
+        ids = np.asarray(ids, dtype=np.int64)
         F = np.asarray(F, dtype=np.float64)
-        if len(self._asked) == 0:
+        if not len(self._pending_ids):
             raise ValueError("tell() without a pending ask()")
-        if U.shape != self._asked.shape or not np.array_equal(U, self._asked):
-            raise ValueError(f"U must be the {self._asked.shape} array returned by the last ask()")
-        m = self._F.shape[1] if self._initialized else None
-        if F.ndim != 2 or len(F) != len(U) or F.shape[1] == 0 or m not in (None, F.shape[1]):
-            expected = f"({len(U)}, {'m >= 1' if m is None else m})"
-            raise ValueError(f"F must have shape {expected}, got {F.shape}")
+        where = np.searchsorted(self._pending_ids, ids)  # pending ids stay ascending
+        found = where < len(self._pending_ids)
+        found[found] = self._pending_ids[where[found]] == ids[found]
+        if ids.ndim != 1 or not found.all() or len(np.unique(ids)) != len(ids):
+            raise ValueError("ids must be distinct ids of points asked and not yet told (by the last asks)")
+        m = self._F.shape[1] if len(self._F) else None
+        if F.ndim != 2 or len(F) != len(ids) or F.shape[1] == 0 or m not in (None, F.shape[1]):
+            raise ValueError(f"F must have shape ({len(ids)}, {'m >= 1' if m is None else m}), got {F.shape}")
         if not np.isfinite(F).all():
             raise ValueError("F must be finite (failed evaluations need penalty values)")
-        if self._initialized:
-            U_all = np.concatenate([self._U, U])
-            F_all = np.concatenate([self._F, F])
-            keep, self._fitness = _select(F_all, self.population, self.kappa)
-            self._U, self._F = U_all[keep], F_all[keep]
+        U = self._pending_U[where]
+        keep = np.ones(len(self._pending_ids), dtype=bool)
+        keep[where] = False
+        self._pending_ids, self._pending_U = self._pending_ids[keep], self._pending_U[keep]
+        self._told_count += len(ids)
+        U_all = np.concatenate([self._U, U]) if len(self._U) else U
+        F_all = np.concatenate([self._F, F]) if len(self._F) else F
+        if len(F_all) > self.population:
+            kept, self._fitness = _select(F_all, self.population, self.kappa)
+            self._U, self._F = U_all[kept], F_all[kept]
         else:
-            self._U, self._F = U.copy(), F.copy()
-            self._fitness = fitness(F, self.kappa)
-            self._initialized = True
-        self._asked = np.zeros((0, self.dimension))
+            self._U, self._F = U_all.copy(), F_all.copy()
+            self._fitness = fitness(F_all, self.kappa)
 
     def stop(self):
         """IBEA has no stopping criteria of its own: always {}."""
@@ -290,11 +331,13 @@ class IBEA:
             "eta_mutation": self.eta_mutation,
             "crossover_probability": self.crossover_probability,
             "mutation_probability": self.mutation_probability,
-            "initialized": self._initialized,
             "U": self._U.copy(),
             "F": self._F.copy(),
             "fitness": self._fitness.copy(),
-            "asked_U": self._asked.copy(),
+            "asked_count": self._asked_count,
+            "told_count": self._told_count,
+            "pending_ids": self._pending_ids.astype(np.float64),  # exact below 2**53; all arrays are float64
+            "pending_U": self._pending_U.copy(),
             "rng_state": json.dumps(self._rng.bit_generator.state, default=np.ndarray.tolist),
         }
 
@@ -315,11 +358,13 @@ class IBEA:
             crossover_probability=float(state["crossover_probability"]),
             mutation_probability=float(state["mutation_probability"]),
         )
-        self._initialized = bool(state["initialized"])
-        self._U = np.array(state["U"], dtype=np.float64)
+        self._U = np.array(state["U"], dtype=np.float64).reshape(-1, self.dimension)
         self._F = np.array(state["F"], dtype=np.float64)
         self._fitness = np.array(state["fitness"], dtype=np.float64)
-        self._asked = np.array(state["asked_U"], dtype=np.float64)
+        self._asked_count = int(state["asked_count"])
+        self._told_count = int(state["told_count"])
+        self._pending_ids = np.array(state["pending_ids"], dtype=np.int64).reshape(-1)
+        self._pending_U = np.array(state["pending_U"], dtype=np.float64).reshape(-1, self.dimension)
         return self
 
     def _tournament(self, fit, n):
@@ -346,111 +391,3 @@ class IBEA:
         children[1:2 * pairs:2] = np.where(crossed, c2, second)
         return polynomial_mutation(children, self.eta_mutation, self.mutation_probability,
                                    self._rng)
-
-
-class SteadyIBEA(IBEA):
-    """IBEA for asynchronous evaluation: ask any number of points, tell any asked ones.
-
-    ``ask(n) -> (ids, U)``: n new points with consecutive integer ids (0, 1, ... over the
-    run). ``tell(ids, F)``: objectives of asked points, in any order and any number. The
-    told points join the population; once it holds more than ``population`` individuals,
-    environmental selection brings it back to ``population`` (fitness normalised over
-    population and newcomers, as in ``IBEA.tell``). Until ``population`` points have been
-    told, ``ask`` returns uniform random points (the initial population is the first
-    ``population`` to come back, and free ranks meanwhile explore instead of breeding
-    from a handful of fast individuals); afterwards children of binary tournaments on
-    the population's fitness, through SBX and polynomial mutation.
-
-    The points asked and not yet told are part of the state (``pending()``), so a
-    resumed run knows exactly what is outstanding.
-    """
-
-    def __init__(self, dimension, population, rng, **options):
-        super().__init__(dimension, population, rng, **options)
-        self._asked_count = 0
-        self._told_count = 0
-        self._pending_ids = np.zeros(0, dtype=np.int64)
-        self._pending_U = np.zeros((0, self.dimension))
-
-    @property
-    def asked(self):
-        """Points asked so far (the next id)."""
-        return self._asked_count
-
-    @property
-    def told(self):
-        """Points told so far."""
-        return self._told_count
-
-    @property
-    def outstanding(self):
-        """How many points are asked and not yet told."""
-        return len(self._pending_ids)
-
-    def pending(self):
-        """(ids, U) of the points asked and not yet told, ids ascending (copies)."""
-        return self._pending_ids.copy(), self._pending_U.copy()
-
-    def ask(self, n):
-        """n new points: (ids (n,) int64, U (n, d) in [0, 1]^d)."""
-        n = int(n)
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        if self._told_count < self.population:
-            U = self._rng.random((n, self.dimension))
-        else:
-            U = self._vary(self._U[self._tournament(self._fitness, n)])
-        ids = np.arange(self._asked_count, self._asked_count + n, dtype=np.int64)
-        self._asked_count += n
-        self._pending_ids = np.concatenate([self._pending_ids, ids])
-        self._pending_U = np.concatenate([self._pending_U, U])
-        return ids, U.copy()
-
-    def tell(self, ids, F):
-        """Objectives F (n, m) of the asked points ``ids`` (n,)."""
-        ids = np.asarray(ids, dtype=np.int64)
-        F = np.asarray(F, dtype=np.float64)
-        where = np.searchsorted(self._pending_ids, ids)  # pending ids stay ascending
-        found = where < len(self._pending_ids)
-        found[found] = self._pending_ids[where[found]] == ids[found]
-        if ids.ndim != 1 or not found.all() or len(np.unique(ids)) != len(ids):
-            raise ValueError("ids must be distinct ids of points asked and not yet told")
-        m = self._F.shape[1] if len(self._F) else None
-        if F.ndim != 2 or len(F) != len(ids) or F.shape[1] == 0 or m not in (None, F.shape[1]):
-            raise ValueError(f"F must have shape ({len(ids)}, {'m >= 1' if m is None else m}), got {F.shape}")
-        if not np.isfinite(F).all():
-            raise ValueError("F must be finite (failed evaluations need penalty values)")
-        U = self._pending_U[where]
-        keep = np.ones(len(self._pending_ids), dtype=bool)
-        keep[where] = False
-        self._pending_ids, self._pending_U = self._pending_ids[keep], self._pending_U[keep]
-        self._told_count += len(ids)
-        U_all = np.concatenate([self._U, U]) if len(self._U) else U
-        F_all = np.concatenate([self._F, F]) if len(self._F) else F
-        if len(F_all) > self.population:
-            kept, self._fitness = _select(F_all, self.population, self.kappa)
-            self._U, self._F = U_all[kept], F_all[kept]
-        else:
-            self._U, self._F = U_all.copy(), F_all.copy()
-            self._fitness = fitness(F_all, self.kappa)
-        self._initialized = len(self._U) > 0
-
-    def state(self):
-        state = super().state()
-        state.update(
-            steady=True,
-            asked_count=self._asked_count,
-            told_count=self._told_count,
-            pending_ids=self._pending_ids.copy(),
-            pending_U=self._pending_U.copy(),
-        )
-        return state
-
-    @classmethod
-    def from_state(cls, state):
-        self = super().from_state(state)
-        self._asked_count = int(state["asked_count"])
-        self._told_count = int(state["told_count"])
-        self._pending_ids = np.array(state["pending_ids"], dtype=np.int64).reshape(-1)
-        self._pending_U = np.array(state["pending_U"], dtype=np.float64).reshape(-1, self.dimension)
-        return self

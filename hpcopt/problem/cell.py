@@ -2,29 +2,37 @@
 protocol, score every feature. Built once per rank (the cell is built once).
 
 A failed simulation (CVODE or hoc error, non-finite values) or a timeout is data:
-every objective scores the penalty and the status says which (STYLE.md 5).
+every objective scores the penalty and the status says which.
 """
 
 import time
 
-from . import features as efeatures
-from . import nrn
-from .problem import FAILED, TIMEOUT, Outcome
+from ..features.scoring import Scorer
+from ..neuron import mechanisms, session
+from ..neuron.cell import Cell
+from ..neuron.simulation import SimulationError, SimulationTimeout
+from .outcome import FAILED, TIMEOUT, Outcome
+
+
+def prepare(model):
+    """Compile the model's own mechanisms (rank 0, before the others load them)."""
+    if model.mod_dir:
+        mechanisms.compiled(model.mod_dir)
 
 
 class CellEvaluator:
     """(d,) physical values of the free parameters -> Outcome.
 
-    problem: problem.Problem; model: cell.CellModel; comm: the MPI communicator
+    problem: space.Problem; model: config.cell.CellModel; comm: the MPI communicator
     of the run (NEURON joins it and must agree with it), or None.
     """
 
     def __init__(self, problem, model, comm=None):
-        nrn.neuron(comm)
+        session.neuron(comm)
         self.problem = problem
         self.model = model
-        self.cell = nrn.Cell(model)
-        self.scorer = efeatures.Scorer(model.features, model.penalty, model.trace_check)
+        self.cell = Cell(model)
+        self.scorer = Scorer(model.features, model.penalty, model.trace_check)
         self.frozen = {p.name: p.value for p in model.parameters if p.name not in problem.names}
 
     def __call__(self, x):
@@ -32,9 +40,9 @@ class CellEvaluator:
         values.update(zip(self.problem.names, map(float, x)))
         try:
             traces = self.simulate(values)
-        except nrn.SimulationTimeout as err:
+        except SimulationTimeout as err:
             return self.problem.penalised(str(err), TIMEOUT)
-        except nrn.SimulationError as err:
+        except SimulationError as err:
             return self.problem.penalised(str(err), FAILED)
         scores, means, raw = self.scorer(traces)
         return Outcome(scores, features=means, raw=raw)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from .errors import RunFileError
+from ..errors import RunFileError
 
 FORMAT = "hpcopt-run"
 LAYOUT_VERSION = 1

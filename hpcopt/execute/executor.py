@@ -1,0 +1,104 @@
+"""Executors: who evaluates the points a run asks for.
+
+An executor has one method that matters, ``stream(take, done, ...)``: it evaluates
+whatever ``take`` hands out until ``take`` says END, calls ``done`` with each result,
+and stops starting new evaluations once ``stopping()`` is true. Two backends:
+
+- ``SerialExecutor`` (here): one process evaluates everything, in order; no MPI. The
+  loop and the generators are tested with it.
+- ``mpi.MPIExecutor``: rank 0 hands points out to whichever rank is free.
+
+Abandoning evaluations on a stop, and (later) deadlines, belong behind this interface.
+"""
+
+import threading
+import time
+from collections import deque
+
+END = "end of work"  # what a ``take`` returns once nothing more will come
+MAX_SLEEP = 0.002  # seconds; bounds how long a free evaluator waits for work that is not ready yet
+
+
+class Executor:
+    """What every backend shares. Subclasses set ``size`` and implement ``stream``."""
+
+    size = 1
+    abandoned = False  # some evaluation is still running that nobody waits for
+
+    def stream(self, take, done, *, started=None, stopping=None, grace=0.0):
+        """Evaluate whatever ``take`` hands out until it has no more.
+
+        take(rank) -> (key, x) for ``rank`` to evaluate now, None when nothing is ready
+        yet (it is asked again shortly), or END once nothing more will come; it must
+        not block or write files. started(key, rank) once a key is on its way,
+        done(key, outcome, seconds, rank) as each evaluation finishes. Once
+        ``stopping()`` is true no new evaluation starts, and those in flight elsewhere
+        are waited for at most ``grace`` seconds, then abandoned.
+
+        Returns [keys of abandoned evaluations].
+        """
+        raise NotImplementedError
+
+    def map(self, X, todo=None, *, started=None, done=None, stopping=None, grace=0.0):
+        """Evaluate the rows ``todo`` (default: all) of X (n, d); the callbacks as for
+        ``stream``, with row numbers as keys.
+
+        Returns ({i: (Outcome, seconds, rank)} of the completed rows, [abandoned rows]).
+        """
+        queue = deque(range(len(X)) if todo is None else todo)
+        done = done or (lambda i, outcome, seconds, rank: None)
+        results, lock = {}, threading.Lock()
+
+        def take(rank):
+            with lock:
+                if not queue:
+                    return END
+                i = queue.popleft()
+            return i, X[i]
+
+        def finish(i, outcome, seconds, rank):
+            results[i] = (outcome, seconds, rank)
+            done(i, outcome, seconds, rank)
+
+        abandoned = self.stream(take, finish, started=started, stopping=stopping, grace=grace)
+        return results, abandoned
+
+    def describe(self):
+        """How many ranks, for the log."""
+        return f"{self.size} ranks"
+
+    def close(self):
+        """Release the workers (nothing to do without any)."""
+
+
+class SerialExecutor(Executor):
+    """Evaluates in this process, one point at a time.
+
+    evaluate: (d,) physical values -> Outcome.
+    """
+
+    def __init__(self, evaluate):
+        self.evaluate = evaluate
+
+    def stream(self, take, done, *, started=None, stopping=None, grace=0.0):
+        stopping = stopping or (lambda: False)
+        started = started or (lambda key, rank: None)
+        delay = 1e-5
+        while not stopping():
+            task = take(0)
+            if task is END:
+                break
+            if task is None:  # another thread of the caller is about to hand out more
+                time.sleep(delay)
+                delay = min(2 * delay, MAX_SLEEP)
+                continue
+            delay = 1e-5
+            key, x = task
+            started(key, 0)
+            start = time.perf_counter()
+            outcome = self.evaluate(x)
+            done(key, outcome, time.perf_counter() - start, 0)
+        return []
+
+    def describe(self):
+        return "1 rank"

@@ -1,0 +1,2 @@
+"""eFEL features of simulated traces, scored against their targets (scoring.py, the
+only module that imports efel for computing)."""

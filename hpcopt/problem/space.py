@@ -1,0 +1,79 @@
+"""A run's problem: the map between the unit cube and physical parameter values,
+its objectives and their weights, and the evaluator of one parameter set that each
+rank builds (a Python function, or a NEURON cell scored by eFEL features)."""
+
+import numpy as np
+
+from ..config.cell import CellProblem
+from ..errors import ConfigError, HpcoptError
+from .function import FunctionEvaluator
+from .outcome import FAILED, Outcome
+
+
+class Problem:
+    """Parameters, objectives and bounds of a run, without any evaluation code.
+
+    names: free parameter names (d,); lower, upper: (d,) physical bounds;
+    objectives: objective names (m,); weights: (m,) weights of the score.
+    """
+
+    def __init__(self, config):
+        free = config.free_parameters
+        self.config = config
+        self.names = tuple(p.name for p in free)
+        self.lower = np.array([p.lower for p in free])
+        self.upper = np.array([p.upper for p in free])
+        self.objectives = tuple(config.problem.objectives)
+        self.weights = np.array(config.weights)
+        self.penalty = config.problem.penalty
+        self.features = tuple(config.problem.features)  # (k,) feature names (cell models)
+
+    @property
+    def dimension(self):
+        return len(self.names)
+
+    def to_physical(self, U):
+        """(n, d) unit-cube points -> (n, d) physical values."""
+        return self.lower + np.asarray(U) * (self.upper - self.lower)
+
+    def scores(self, F):
+        """(n, m) objectives -> (n,) weighted sums, the one number logs rank by."""
+        return np.asarray(F) @ self.weights
+
+    def penalised(self, error, status=FAILED):
+        return Outcome(np.full(len(self.objectives), self.penalty), status, error,
+                       np.full(len(self.features), np.nan))
+
+    @property
+    def is_cell(self):
+        return isinstance(self.config.problem, CellProblem)
+
+    def prepare(self):
+        """Once per run, before any rank builds its evaluator (compiles a cell's
+        mechanisms); True when done."""
+        if self.is_cell:
+            from . import cell
+
+            self._naming_the_config(cell.prepare, self.config.problem.model)
+        return True
+
+    def evaluator(self, comm=None):
+        """A callable (d,) physical values -> Outcome, built once per rank.
+
+        comm: the MPI communicator the ranks evaluate on (None: no MPI), for
+        simulators that must agree with it (NEURON).
+        """
+        if self.is_cell:
+            from . import cell
+
+            return self._naming_the_config(cell.CellEvaluator, self, self.config.problem.model, comm)
+        return self._naming_the_config(FunctionEvaluator, self)
+
+    def _naming_the_config(self, step, *args):
+        """step(*args); a set-up error (NEURON, mechanisms) becomes a ConfigError naming the config."""
+        try:
+            return step(*args)
+        except HpcoptError as err:
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(self.config.source, str(err)) from err

@@ -1,0 +1,2 @@
+"""What a user looks at: ``hpcopt status``, ``report`` and ``export`` (its code
+templates are files in templates/)."""
