@@ -269,9 +269,9 @@ def test_journal_drops_a_line_cut_short_before_appending(tmp_path):
 
     path = str(tmp_path / "run.h5")
     with open(path + ".journal", "w") as f:
-        f.write('{"event": "session"}\n{"event": "done", "g": 0, "i": 1, "x": [0.')
+        f.write('{"event": "session"}\n{"event": "done", "id": 1, "x": [0.')
     journal = Journal(path, outstanding=3)
-    journal.abandoned(0, 2)
+    journal.abandoned(2)
     journal.close()
     again = Journal(path)
     journal_events = [e["event"] for e in again.entries]

@@ -99,6 +99,9 @@ class Generational:
     """A whole generation at a time. rules: (generation budget,)."""
 
     unit, record = "generations", "generation"
+    # a generation asked at the start of a session depends only on the checkpointed state:
+    # a resume after a crash asks the same points again, so no checkpoint is needed for it
+    write_first_ask = False
 
     def __init__(self, optimizer, size):
         self.rules = (optimizer.generations,)
@@ -159,6 +162,9 @@ class Steady:
     complete. rules: (outstanding target, evaluation budget)."""
 
     unit, record = "batches", "batch"
+    # how many points a session asks at its start depends on its rules (the number of ranks):
+    # what was asked must be in the file before anything is evaluated
+    write_first_ask = True
 
     def __init__(self, optimizer, size):
         self.batch = optimizer.batch_size
@@ -287,8 +293,8 @@ class Loop:
         self._replay()
         self._fail_crash_loops()
         self.schedule.check(self)
-        if self._ask(self.rules):
-            self._write()  # what was asked must be in the file before anything is evaluated
+        if self._ask(self.rules) and self.schedule.write_first_ask:
+            self._write()
         buffered = {r.ident for r in self.buffer}
         self.queue = deque((i, x) for i, x in self._points.items() if i not in buffered)
         breeder = threading.Thread(target=self._breed, daemon=True)
@@ -350,7 +356,7 @@ class Loop:
                     self.lock.wait_for(lambda: self.finishing or self._ready())
                     if not self._ready():
                         return
-                self._tell_ready(self.rules)
+                self._tell_ready(self.rules, most=1)
                 finished = self._finished()
                 due = (finished
                        or self.generation - self.written >= every.every_generations
@@ -380,15 +386,19 @@ class Loop:
             self.all_queued = self.schedule.all_asked(self, rules)
         return len(ids)
 
-    def _tell_ready(self, rules):
-        while True:
+    def _tell_ready(self, rules, most=None):
+        """Tell every batch that is ready (at most ``most``): the breeder tells one at a
+        time, so that each gets its checkpoint when due."""
+        told = 0
+        while most is None or told < most:
             with self.lock:
                 batch = self.schedule.ready(self.buffer, self.generator, rules)
                 if not batch:
                     return
-                told = {r.ident for r in batch}
-                self.buffer = [r for r in self.buffer if r.ident not in told]
+                idents = {r.ident for r in batch}
+                self.buffer = [r for r in self.buffer if r.ident not in idents]
             self._tell(batch, rules)
+            told += 1
 
     def _tell(self, batch, rules):
         g = self.generator
