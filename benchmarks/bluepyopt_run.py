@@ -42,29 +42,22 @@ bluepyopt_run.json) the ratio and whether the targets are met, and exits 0 eithe
     python benchmarks/bluepyopt_run.py --quick    # P = 8, G = 3: 24 evaluations (CI smoke run)
 """
 
-import argparse
 import functools
 import json
 import multiprocessing
 import multiprocessing.pool
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import h5py
+import harness
 import numpy as np
-import targets as results_json
 from scheduler import generation_table
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = ROOT / "tests"
+NAME = "bluepyopt_run"
+PACKAGES = ("hpcopt", "bluepyopt", "deap", "neuron", "efel", "mpi4py", "mpich")
+TESTS = Path(__file__).resolve().parents[1] / "tests"
 MODEL = TESTS / "data" / "l5pc_like"
-RESULTS = Path(__file__).resolve().parent / "results" / "bluepyopt_run.md"
-BIN = Path(sys.executable).parent
 RATIO_TARGET, SCORE_TOLERANCE = 0.75, 1e-3
 
 
@@ -80,41 +73,25 @@ def hpcopt_config(workdir, population, generations):
     config = {"problem": {"bluepyopt": model_files()},
               "optimizer": {"algorithm": "ibea", "population": population, "offspring": population,
                             "generations": generations, "seed": 1}}
-    path = Path(workdir) / "config.json"
-    path.write_text(json.dumps(config, indent=1), encoding="utf-8")
-    return path
+    return harness.write_json(Path(workdir) / "config.json", config)
 
 
 def hpcopt_evaluate(config, params, workdir, label):
     """``hpcopt evaluate CONFIG --params P.json --json``: {objective: score}, status."""
-    path = Path(workdir) / f"params_{label}.json"
-    path.write_text(json.dumps(params), encoding="utf-8")
-    done = subprocess.run([str(BIN / "hpcopt"), "evaluate", str(config), "--params", str(path), "--json"],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"hpcopt evaluate failed (exit {done.returncode}):\n{done.stderr}")
-    result = json.loads(done.stdout)
+    path = harness.write_json(Path(workdir) / f"params_{label}.json", params)
+    result = json.loads(harness.hpcopt(["evaluate", config, "--params", path, "--json"]).stdout)
     return result["objectives"], result["status"]
 
 
 def run_hpcopt(config, ranks, workdir):
-    runfile = Path(workdir) / "run.h5"
-    command = [str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "hpcopt"), "run", str(config),
-               "-o", str(runfile), "-q"]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"hpcopt run failed (exit {done.returncode}):\n{done.stderr}")
-    with h5py.File(runfile, "r") as f:
-        groups = [f["generations"][name] for name in sorted(f["generations"])]
-        seconds = np.concatenate([g["eval_seconds"][()] for g in groups])
-        scores = np.concatenate([g["score"][()] for g in groups])
-        first, last = float(groups[0].attrs["start_time"]), float(groups[-1].attrs["end_time"])
+    runfile, wall = harness.hpcopt_run(config, workdir, "run", ranks)
     rows = generation_table(runfile, ranks)
+    seconds = np.concatenate([r["seconds"] for r in rows])
+    scores, = harness.generations(runfile, "score")
+    first, last = rows[0]["start"], rows[-1]["end"]
     return {"wall": wall, "evaluations": len(seconds), "eval_mean": float(seconds.mean()),
             "eval_sum": float(seconds.sum()), "best": float(scores.min()), "generations_seconds": last - first,
-            "efficiency": statistics.median(r["efficiency"] for r in rows),
+            "efficiency": harness.median(rows, "efficiency"),
             "efficiency_min": min(r["efficiency"] for r in rows),
             "utilisation": float(seconds.sum()) / ranks / (last - first)}
 
@@ -146,13 +123,6 @@ class NestedPool(multiprocessing.pool.Pool):
         super().__init__(*args, **kwargs)
 
 
-def _timed(function, item):
-    """function(item) and its wall seconds (runs in a pool worker)."""
-    start = time.perf_counter()
-    result = function(item)
-    return result, time.perf_counter() - start
-
-
 class CountingMap:
     """BluePyOpt's map_function: pool.map, recording every parameter set, its scores and seconds."""
 
@@ -161,7 +131,7 @@ class CountingMap:
 
     def __call__(self, function, iterable):
         items = list(iterable)
-        out = self.pool.map(functools.partial(_timed, function), items)
+        out = self.pool.map(functools.partial(harness.timed, function), items)
         self.items += [list(item) for item in items]
         self.results += [list(result) for result, _ in out]
         self.seconds += [seconds for _, seconds in out]
@@ -175,13 +145,12 @@ def run_bluepyopt(population, generations, ranks, isolate):
     import bluepyopt_reference as reference
 
     evaluator = reference.build_evaluator(str(MODEL), isolate_protocols=None if isolate else False)
-    start = time.perf_counter()
-    with (NestedPool if isolate else multiprocessing.Pool)(ranks) as pool:
+    with harness.Timer() as timer, (NestedPool if isolate else multiprocessing.Pool)(ranks) as pool:
         counting = CountingMap(pool)
         optimisation = optimisations.IBEADEAPOptimisation(evaluator=evaluator, offspring_size=population,
                                                           map_function=counting, seed=1)
         _, _, log, _ = optimisation.run(max_ngen=generations)
-    wall = time.perf_counter() - start
+    wall = timer.seconds
     objectives = [objective.name for objective in evaluator.fitness_calculator.objectives]
     return {"wall": wall, "evaluations": len(counting.items), "nevals": sum(r["nevals"] for r in log),
             "eval_mean": float(np.mean(counting.seconds)), "eval_sum": float(np.sum(counting.seconds)),
@@ -192,19 +161,13 @@ def run_bluepyopt(population, generations, ranks, isolate):
 # ---------------------------------------------------------------- report
 
 
-def report(args, hpcopt, bluepyopt, nested, checks, seconds_total, load):
-    now = results_json.now()
+def report(run, args, hpcopt, bluepyopt, nested, checks):
     ratio = hpcopt["wall"] / bluepyopt["wall"]
     worst = max(c["difference"] for c in checks)
+    met_ratio, met_scores = ratio <= RATIO_TARGET, worst <= SCORE_TOLERANCE
+    versus_default = f"{hpcopt['wall'] / nested['wall']:.3f}" if nested else None
     lines = [
-        "# A whole optimisation: hpcopt vs BluePyOpt, same model, same cores",
-        "",
-        f"- Command: `{results_json.command()}`",
-        f"- Date (UTC): {now:%Y-%m-%d %H:%M:%S}",
-        f"- Machine: {results_json.machine()}",
-        "- Versions: " + ", ".join(f"{k} {v}" for k, v in results_json.versions(
-            "hpcopt", "bluepyopt", "deap", "neuron", "efel", "mpi4py", "mpich").items()),
-        f"- Load average (1 min) at the start and end: {load[0]:.2f}, {os.getloadavg()[0]:.2f}",
+        *run.header("A whole optimisation: hpcopt vs BluePyOpt, same model, same cores"),
         "- Model: tests/data/l5pc_like (8 free parameters, 29 objectives, axon replacement, own .mod)",
         f"- hpcopt: `mpiexec -n {args.ranks} hpcopt run CONFIG -o RUN.h5 -q`, IBEA, population = offspring = "
         f"{args.population}, {args.generations} generations, seed 1",
@@ -215,30 +178,15 @@ def report(args, hpcopt, bluepyopt, nested, checks, seconds_total, load):
             f"; and with BluePyOpt's default (protocols in forked processes) in a non-daemonic "
             f"pool of {args.ranks}" if nested else ""),
         "",
-        "| run | evaluations | wall s | hpcopt / this | mean s per evaluation (in the worker) "
-        "| sum of evaluation s / processes / wall | best score (sum of objectives) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-        f"| hpcopt, {args.ranks} ranks | {hpcopt['evaluations']} | {hpcopt['wall']:.1f} | 1.000 "
-        f"| {hpcopt['eval_mean']:.3f} | {hpcopt['eval_sum'] / args.ranks / hpcopt['wall']:.3f} "
-        f"| {hpcopt['best']:.2f} |",
-    ]
-    for name, r in (("BluePyOpt, Pool, isolate_protocols=False", bluepyopt),
-                    ("BluePyOpt default (forked protocols), non-daemonic pool", nested)):
-        if r is None:
-            continue
-        lines.append(f"| {name} | {r['evaluations']} (logbook: {r['nevals']}) | {r['wall']:.1f} "
-                     f"| {hpcopt['wall'] / r['wall']:.3f} | {r['eval_mean']:.3f} "
-                     f"| {r['eval_sum'] / args.ranks / r['wall']:.3f} | {r['best']:.2f} |")
-    met_ratio, met_scores = ratio <= RATIO_TARGET, worst <= SCORE_TOLERANCE
-    lines += [
+        *runs_table(args, hpcopt, bluepyopt, nested),
         "",
         "Targets:",
         "",
         f"- wall time hpcopt / BluePyOpt (isolate_protocols=False, its faster setting): {ratio:.3f} "
-        f"<= {RATIO_TARGET}: **{'met' if met_ratio else 'NOT met'}**"
-        + (f" (against BluePyOpt's default: {hpcopt['wall'] / nested['wall']:.3f})" if nested else ""),
+        f"<= {RATIO_TARGET}: **{harness.verdict(met_ratio)}**"
+        + (f" (against BluePyOpt's default: {versus_default})" if nested else ""),
         f"- largest score difference over {len(checks)} parameter sets BluePyOpt evaluated: {worst:.3g} "
-        f"<= {SCORE_TOLERANCE:g}: **{'met' if met_scores else 'NOT met'}**",
+        f"<= {SCORE_TOLERANCE:g}: **{harness.verdict(met_scores)}**",
         "",
         "hpcopt's run in detail: "
         f"{hpcopt['generations_seconds']:.1f} s of generations (first ask to last tell) of {hpcopt['wall']:.1f} s "
@@ -252,44 +200,84 @@ def report(args, hpcopt, bluepyopt, nested, checks, seconds_total, load):
         "",
         "### Same parameter sets, same scores",
         "",
-        "| set (BluePyOpt's evaluation #) | hpcopt status | BluePyOpt score sum | hpcopt score sum "
-        "| max abs difference | objectives compared |",
-        "|---|---|---:|---:|---:|---:|",
+        *harness.table("set (BluePyOpt's evaluation #)", "hpcopt status", "BluePyOpt score sum>",
+                       "hpcopt score sum>", "max abs difference>", "objectives compared>"),
     ]
     for c in checks:
-        lines.append(f"| {c['label']} | {c['status']} | {c['theirs']:.4f} | {c['ours']:.4f} | {c['difference']:.3g} "
-                     f"| {c['compared']} |")
-    lines += ["", f"Whole benchmark: {seconds_total:.1f} s."]
-    rows = [
-        results_json.target(
+        lines.append(harness.row(c["label"], c["status"], f"{c['theirs']:.4f}", f"{c['ours']:.4f}",
+                                 f"{c['difference']:.3g}", c["compared"]))
+    lines += ["", run.tail()]
+    targets = [
+        harness.target(
             f"whole optimisation wall time, hpcopt / BluePyOpt (l5pc_like, IBEA, {hpcopt['evaluations']} "
             f"evaluations each, {args.ranks} processes; BluePyOpt with isolate_protocols=False"
-            + (f"; vs its default {hpcopt['wall'] / nested['wall']:.3f}" if nested else "") + ")",
+            + (f"; vs its default {versus_default}" if nested else "") + ")",
             f"<= {RATIO_TARGET}", f"{ratio:.3f}", met_ratio),
-        results_json.target(
+        harness.target(
             f"same scores as BluePyOpt for {len(checks)} parameter sets its run evaluated (max abs difference)",
             f"<= {SCORE_TOLERANCE:g}", f"{worst:.3g}", met_scores),
     ]
-    return "\n".join(lines) + "\n", rows
+    return "\n".join(lines) + "\n", targets
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def runs_table(args, hpcopt, bluepyopt, nested):
+    """The table of the runs: hpcopt's, BluePyOpt's and (if it ran) BluePyOpt's default."""
+    lines = [
+        *harness.table("run", "evaluations>", "wall s>", "hpcopt / this>", "mean s per evaluation (in the worker)>",
+                       "sum of evaluation s / processes / wall>", "best score (sum of objectives)>"),
+        harness.row(f"hpcopt, {args.ranks} ranks", hpcopt["evaluations"], f"{hpcopt['wall']:.1f}", "1.000",
+                    f"{hpcopt['eval_mean']:.3f}", f"{hpcopt['eval_sum'] / args.ranks / hpcopt['wall']:.3f}",
+                    f"{hpcopt['best']:.2f}"),
+    ]
+    for name, r in (("BluePyOpt, Pool, isolate_protocols=False", bluepyopt),
+                    ("BluePyOpt default (forked protocols), non-daemonic pool", nested)):
+        if r is None:
+            continue
+        lines.append(harness.row(name, f"{r['evaluations']} (logbook: {r['nevals']})", f"{r['wall']:.1f}",
+                                 f"{hpcopt['wall'] / r['wall']:.3f}", f"{r['eval_mean']:.3f}",
+                                 f"{r['eval_sum'] / args.ranks / r['wall']:.3f}", f"{r['best']:.2f}"))
+    return lines
+
+
+def check_scores(config, bluepyopt, n, workdir):
+    """hpcopt's scores of parameter sets BluePyOpt evaluated: the first one, its best, then evenly
+    spaced ones, ``n`` in all; a list of dicts."""
+    count = len(bluepyopt["items"])
+    sums = [sum(r) for r in bluepyopt["results"]]
+    chosen = [0, int(np.argmin(sums))] + [int(i) for i in np.linspace(0, count - 1, n + 2)[1:-1]]
+    chosen = list(dict.fromkeys(chosen))[:n]
+    checks = []
+    for k in chosen:
+        params = dict(zip(bluepyopt["param_names"], bluepyopt["items"][k]))
+        ours, status = hpcopt_evaluate(config, params, workdir, f"check{k}")
+        theirs = dict(zip(bluepyopt["objectives"], bluepyopt["results"][k]))
+        common = [name for name in theirs if name in ours]
+        difference = max(abs(ours[name] - theirs[name]) for name in common) if common else float("inf")
+        if len(common) != len(theirs) or len(common) != len(ours):
+            difference = float("inf")  # objective names differ: not the same scores
+        checks.append({"label": f"#{k + 1}" + (" (its best)" if k == int(np.argmin(sums)) else ""),
+                       "status": status, "theirs": sum(theirs.values()), "ours": sum(ours.values()),
+                       "difference": difference, "compared": len(common)})
+    return checks
+
+
+def arguments():
+    parser = harness.parser(__doc__, NAME, "P = 8, G = 3, 1 check (CI smoke run)")
     parser.add_argument("--population", type=int, default=20, help="P: population = offspring (default 20)")
     parser.add_argument("--generations", type=int, default=10, help="G (default 10): P x G evaluations")
     parser.add_argument("--ranks", type=int, default=2, help="N: MPI ranks and pool processes (default 2)")
     parser.add_argument("--checks", type=int, default=3, help="parameter sets re-evaluated by hpcopt (default 3)")
     parser.add_argument("--no-default-isolation", action="store_true",
                         help="skip BluePyOpt's default (forked protocols) in a non-daemonic pool")
-    parser.add_argument("--quick", action="store_true", help="P = 8, G = 3, 1 check (CI smoke run)")
-    parser.add_argument("--no-write", action="store_true", help="do not write results/bluepyopt_run.{md,json}")
-    args = parser.parse_args()
-    if args.quick:
-        args.population, args.generations, args.checks = 8, 3, 1
+    args = harness.parse(parser, quick={"population": 8, "generations": 3, "checks": 1})
     if min(args.population, args.generations, args.ranks, args.checks) < 1:
         parser.error("--population, --generations, --ranks and --checks must be >= 1")
+    return args
 
-    start, load = time.perf_counter(), os.getloadavg()
+
+def main():
+    args = arguments()
+    run = harness.Run(NAME, PACKAGES)
     with tempfile.TemporaryDirectory(prefix="bluepyopt_run_") as workdir:
         config = hpcopt_config(workdir, args.population, args.generations)
         release = json.loads((MODEL / "config" / "params_release.json").read_text())
@@ -300,41 +288,19 @@ def main():
         reference.load_mechanisms(str(MODEL))  # compiled and loaded before the pools fork: not timed
 
         hpcopt = run_hpcopt(config, args.ranks, workdir)
-        print(f"hpcopt: {hpcopt['evaluations']} evaluations in {hpcopt['wall']:.1f} s", file=sys.stderr)
+        harness.note(f"hpcopt: {hpcopt['evaluations']} evaluations in {hpcopt['wall']:.1f} s")
         bluepyopt = run_bluepyopt(args.population, args.generations, args.ranks, isolate=False)
-        print(f"BluePyOpt (isolate_protocols=False): {bluepyopt['evaluations']} evaluations in "
-              f"{bluepyopt['wall']:.1f} s", file=sys.stderr)
+        harness.note(f"BluePyOpt (isolate_protocols=False): {bluepyopt['evaluations']} evaluations in "
+                     f"{bluepyopt['wall']:.1f} s")
         nested = None
         if not args.no_default_isolation:
             nested = run_bluepyopt(args.population, args.generations, args.ranks, isolate=True)
-            print(f"BluePyOpt (default, forked protocols): {nested['evaluations']} evaluations in "
-                  f"{nested['wall']:.1f} s", file=sys.stderr)
-
-        # Same parameter sets: the first one BluePyOpt evaluated, its best, then evenly spaced ones.
-        n = len(bluepyopt["items"])
-        sums = [sum(r) for r in bluepyopt["results"]]
-        chosen = [0, int(np.argmin(sums))] + [int(i) for i in np.linspace(0, n - 1, args.checks + 2)[1:-1]]
-        chosen = list(dict.fromkeys(chosen))[:args.checks]
-        checks = []
-        for k in chosen:
-            params = dict(zip(bluepyopt["param_names"], bluepyopt["items"][k]))
-            ours, status = hpcopt_evaluate(config, params, workdir, f"check{k}")
-            theirs = dict(zip(bluepyopt["objectives"], bluepyopt["results"][k]))
-            common = [name for name in theirs if name in ours]
-            difference = max(abs(ours[name] - theirs[name]) for name in common) if common else float("inf")
-            if len(common) != len(theirs) or len(common) != len(ours):
-                difference = float("inf")  # objective names differ: not the same scores
-            checks.append({"label": f"#{k + 1}" + (" (its best)" if k == int(np.argmin(sums)) else ""),
-                           "status": status, "theirs": sum(theirs.values()), "ours": sum(ours.values()),
-                           "difference": difference, "compared": len(common)})
-    seconds = time.perf_counter() - start
-    text, rows = report(args, hpcopt, bluepyopt, nested, checks, seconds, load)
-    print(text)
-    if not args.no_write:
-        path = results_json.write("bluepyopt_run", RESULTS, text, rows, seconds=seconds,
-                                  load=(load[0], os.getloadavg()[0]),
-                                  packages=("hpcopt", "bluepyopt", "deap", "neuron", "efel", "mpi4py", "mpich"))
-        print(f"written to {RESULTS} and {path}", file=sys.stderr)
+            harness.note(f"BluePyOpt (default, forked protocols): {nested['evaluations']} evaluations in "
+                         f"{nested['wall']:.1f} s")
+        checks = check_scores(config, bluepyopt, args.checks, workdir)
+    run.stop()
+    text, targets = report(run, args, hpcopt, bluepyopt, nested, checks)
+    run.finish(text, targets, args.no_write)
 
 
 if __name__ == "__main__":

@@ -24,25 +24,18 @@ cmaes_rosenbrock.json) the best scores and whether the target is met, and exits 
     python benchmarks/cmaes_vs_bluepyopt.py --quick    # 2 seeds, 1,000 evaluations (CI smoke run)
 """
 
-import argparse
-import json
 import math
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
-from pathlib import Path
 
 import h5py
+import harness
 import numpy as np
-import targets as results_json
 
 from hpcopt.testfunctions import rosenbrock
 
-RESULTS = Path(__file__).resolve().parent / "results" / "cmaes_rosenbrock.md"
-BIN = Path(sys.executable).parent
+NAME = "cmaes_rosenbrock"
+PACKAGES = ("hpcopt", "cma", "bluepyopt", "deap", "numpy")
 BOUNDS = (-5.0, 5.0)
 
 
@@ -62,45 +55,11 @@ def run_hpcopt(seed, dimension, population, generations, workdir):
                     "parameters": {name: list(BOUNDS) for name in names(dimension)}, "objectives": ["f"]},
         "optimizer": {"algorithm": "cmaes", "population": population, "generations": generations, "seed": seed},
     }
-    path = Path(workdir) / f"rosenbrock_seed{seed}.json"
-    runfile = Path(workdir) / f"rosenbrock_seed{seed}.h5"
-    path.write_text(json.dumps(config, indent=1), encoding="utf-8")
-    start = time.perf_counter()
-    done = subprocess.run([str(BIN / "hpcopt"), "run", str(path), "-o", str(runfile), "-q"],
-                          capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"hpcopt run failed (exit {done.returncode}):\n{done.stderr}")
+    runfile, seconds = harness.hpcopt_run(config, workdir, f"rosenbrock_seed{seed}")
+    values, = harness.generations(runfile, "score")
     with h5py.File(runfile, "r") as f:
-        groups = f["generations"]
-        values = np.concatenate([groups[name]["score"][()] for name in sorted(groups)])
         stop = f["state"].attrs["stop_reason"]
     return values, seconds, stop.decode() if isinstance(stop, bytes) else str(stop)
-
-
-def bluepyopt_evaluator(dimension):
-    """A BluePyOpt evaluator of Rosenbrock that records every value it computes."""
-    import bluepyopt.evaluators
-    import bluepyopt.objectives
-    import bluepyopt.parameters
-
-    parameter_names = names(dimension)
-
-    class RosenbrockEvaluator(bluepyopt.evaluators.Evaluator):
-        def __init__(self):
-            super().__init__(objectives=[bluepyopt.objectives.Objective("f")],
-                             params=[bluepyopt.parameters.Parameter(n, bounds=list(BOUNDS)) for n in parameter_names])
-            self.evaluated = []
-
-        def evaluate_with_lists(self, param_list):
-            value = rosenbrock(dict(zip(parameter_names, param_list)))["f"]
-            self.evaluated.append(value)
-            return [value]
-
-        def init_simulator_and_evaluate_with_lists(self, param_list):
-            return self.evaluate_with_lists(param_list)
-
-    return RosenbrockEvaluator()
 
 
 def run_bluepyopt(seed, dimension, max_ngen):
@@ -109,14 +68,20 @@ def run_bluepyopt(seed, dimension, max_ngen):
 
     from bluepyopt.deapext.optimisationsCMA import DEAPOptimisationCMA
 
-    evaluator = bluepyopt_evaluator(dimension)
-    start = time.perf_counter()
-    optimisation = DEAPOptimisationCMA(evaluator=evaluator, seed=seed, selector_name="single_objective")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # numpy "Mean of empty slice" in its stopping criteria
-        _, _, log, _ = optimisation.run(max_ngen=max_ngen)
-    seconds = time.perf_counter() - start
-    return np.array(evaluator.evaluated), seconds, len(log)
+    parameter_names = names(dimension)
+    evaluated = []
+
+    def evaluate(param_list):
+        evaluated.append(rosenbrock(dict(zip(parameter_names, param_list)))["f"])
+        return [evaluated[-1]]
+
+    evaluator = harness.bluepyopt_evaluator(["f"], [(name, *BOUNDS) for name in parameter_names], evaluate)
+    with harness.Timer() as timer:
+        optimisation = DEAPOptimisationCMA(evaluator=evaluator, seed=seed, selector_name="single_objective")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy "Mean of empty slice" in its stopping criteria
+            _, _, log, _ = optimisation.run(max_ngen=max_ngen)
+    return np.array(evaluated), timer.seconds, len(log)
 
 
 def best_after(values, k):
@@ -129,20 +94,12 @@ def checkpoints(budget):
     return sorted({max(1, round(budget * f)) for f in (0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)})
 
 
-def report(rows, args, population, seconds_total, load):
-    now = results_json.now()
-    med_h = statistics.median(r["best_hpcopt"] for r in rows)
-    med_b = statistics.median(r["best_bluepyopt"] for r in rows)
+def report(run, rows, args, population):
+    med_h = harness.median(rows, "best_hpcopt")
+    med_b = harness.median(rows, "best_bluepyopt")
     met = med_h <= med_b
     lines = [
-        "# CMA-ES on Rosenbrock: best score, hpcopt vs BluePyOpt",
-        "",
-        f"- Command: `{results_json.command()}`",
-        f"- Date (UTC): {now:%Y-%m-%d %H:%M:%S}",
-        f"- Machine: {results_json.machine()}",
-        "- Versions: " + ", ".join(f"{k} {v}" for k, v in results_json.versions("hpcopt", "cma", "bluepyopt", "deap",
-                                                                                  "numpy").items()),
-        f"- Load average (1 min) at the start and end: {load[0]:.2f}, {os.getloadavg()[0]:.2f}",
+        *run.header("CMA-ES on Rosenbrock: best score, hpcopt vs BluePyOpt"),
         f"- Problem: Rosenbrock, {args.dimension} variables in [{BOUNDS[0]:g}, {BOUNDS[1]:g}], minimum 0 at x_i = 1; "
         f"budget {args.budget} evaluations; seeds {', '.join(str(r['seed']) for r in rows)}",
         f"- hpcopt: `hpcopt run CONFIG -o RUN.h5 -q`, cmaes, population {population}, "
@@ -153,60 +110,55 @@ def report(rows, args, population, seconds_total, load):
         "- Best score: the lowest value among the first "
         f"{args.budget} evaluations of a run (all of them if it stopped earlier)",
         "",
-        "| seed | hpcopt best | BluePyOpt best | hpcopt evaluations | BluePyOpt evaluations (generations) "
-        "| hpcopt stop | hpcopt wall s | BluePyOpt wall s |",
-        "|---:|---:|---:|---:|---:|---|---:|---:|",
+        *harness.table("seed>", "hpcopt best>", "BluePyOpt best>", "hpcopt evaluations>",
+                       "BluePyOpt evaluations (generations)>", "hpcopt stop", "hpcopt wall s>", "BluePyOpt wall s>"),
     ]
     for r in rows:
-        lines.append(f"| {r['seed']} | {r['best_hpcopt']:.4g} | {r['best_bluepyopt']:.4g} | {r['n_hpcopt']} "
-                     f"| {r['n_bluepyopt']} ({r['gens_bluepyopt']}) | {r['stop'] or 'budget'} "
-                     f"| {r['s_hpcopt']:.2f} | {r['s_bluepyopt']:.2f} |")
+        lines.append(harness.row(r["seed"], f"{r['best_hpcopt']:.4g}", f"{r['best_bluepyopt']:.4g}", r["n_hpcopt"],
+                                 f"{r['n_bluepyopt']} ({r['gens_bluepyopt']})", r["stop"] or "budget",
+                                 f"{r['s_hpcopt']:.2f}", f"{r['s_bluepyopt']:.2f}"))
     lines += [
-        f"| **median** | **{med_h:.4g}** | **{med_b:.4g}** | | | | "
-        f"{statistics.median(r['s_hpcopt'] for r in rows):.2f} "
-        f"| {statistics.median(r['s_bluepyopt'] for r in rows):.2f} |",
+        harness.row("**median**", f"**{med_h:.4g}**", f"**{med_b:.4g}**", "", "", "",
+                    f"{harness.median(rows, 's_hpcopt'):.2f}", f"{harness.median(rows, 's_bluepyopt'):.2f}"),
         "",
-        f"Target (hpcopt's median best <= BluePyOpt's): {med_h:.4g} vs {med_b:.4g}: **{'met' if met else 'NOT met'}**.",
+        f"Target (hpcopt's median best <= BluePyOpt's): {med_h:.4g} vs {med_b:.4g}: **{harness.verdict(met)}**.",
         "",
         "Along the way (information): median over the seeds of the best score after k evaluations "
         "(a run that stopped earlier keeps its last best).",
         "",
-        "| evaluations k | hpcopt median best | BluePyOpt median best |",
-        "|---:|---:|---:|",
+        *harness.table("evaluations k>", "hpcopt median best>", "BluePyOpt median best>"),
     ]
     for k in checkpoints(args.budget):
-        lines.append(f"| {k} | {statistics.median(best_after(r['values_hpcopt'], k) for r in rows):.4g} "
-                     f"| {statistics.median(best_after(r['values_bluepyopt'], k) for r in rows):.4g} |")
+        lines.append(harness.row(k, f"{statistics.median(best_after(r['values_hpcopt'], k) for r in rows):.4g}",
+                                 f"{statistics.median(best_after(r['values_bluepyopt'], k) for r in rows):.4g}"))
     lines += [
         "",
         "Wall times are information only: hpcopt's include starting the `hpcopt` process and writing the run "
-        f"file every generation; BluePyOpt runs in this process. Whole benchmark: {seconds_total:.1f} s.",
+        "file every generation; BluePyOpt runs in this process. " + run.tail(),
     ]
-    row = results_json.target(
+    row = harness.target(
         f"CMA-ES on Rosenbrock {args.dimension}-D, median best score over {len(rows)} seeds at {args.budget} "
         "evaluations, hpcopt vs BluePyOpt (lower is better)",
         "hpcopt <= BluePyOpt", f"{med_h:.3g} vs {med_b:.3g}", met)
     return "\n".join(lines) + "\n", [row]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", type=int, default=5, help="number of seeds, 1..N (default 5)")
-    seeds.add_argument("--quick", action="store_true", help="2 seeds, 1,000 evaluations (CI smoke run)")
+def arguments():
+    parser = harness.parser(__doc__, NAME, "2 seeds, 1,000 evaluations (CI smoke run)", seeds=5)
     parser.add_argument("--budget", type=int, default=5000, help="evaluations per run (default 5000)")
     parser.add_argument("--dimension", type=int, default=8, help="Rosenbrock's dimension (default 8)")
-    parser.add_argument("--no-write", action="store_true", help="do not write results/cmaes_rosenbrock.{md,json}")
-    args = parser.parse_args()
-    if args.quick:
-        args.seeds, args.budget = 2, 1000
+    args = harness.parse(parser, quick={"seeds": 2, "budget": 1000})
     if args.dimension < 2 or args.seeds < 1:
         parser.error("--dimension must be >= 2 and --seeds >= 1")
     population = default_population(args.dimension)
     if args.budget % population or args.budget // population < 2:
         parser.error(f"--budget must be a multiple of the population {population}, at least twice it")
+    return args, population
 
-    start, load = time.perf_counter(), os.getloadavg()
+
+def main():
+    args, population = arguments()
+    run = harness.Run(NAME, PACKAGES)
     rows = []
     with tempfile.TemporaryDirectory(prefix="cmaes_bench_") as workdir:
         for seed in range(1, args.seeds + 1):
@@ -217,16 +169,11 @@ def main():
                          "n_hpcopt": len(values_h), "n_bluepyopt": len(values_b), "gens_bluepyopt": gens_b,
                          "stop": stop, "s_hpcopt": s_h, "s_bluepyopt": s_b,
                          "values_hpcopt": values_h, "values_bluepyopt": values_b})
-            print(f"seed {seed}: hpcopt {rows[-1]['best_hpcopt']:.4g} ({len(values_h)} evaluations, {s_h:.1f} s), "
-                  f"BluePyOpt {rows[-1]['best_bluepyopt']:.4g} ({len(values_b)}, {s_b:.1f} s)", file=sys.stderr)
-    seconds = time.perf_counter() - start
-    text, targets_rows = report(rows, args, population, seconds, load)
-    print(text)
-    if not args.no_write:
-        path = results_json.write("cmaes_rosenbrock", RESULTS, text, targets_rows, seconds=seconds,
-                                  load=(load[0], os.getloadavg()[0]),
-                                  packages=("hpcopt", "cma", "bluepyopt", "deap", "numpy"))
-        print(f"written to {RESULTS} and {path}", file=sys.stderr)
+            harness.note(f"seed {seed}: hpcopt {rows[-1]['best_hpcopt']:.4g} ({len(values_h)} evaluations, "
+                         f"{s_h:.1f} s), BluePyOpt {rows[-1]['best_bluepyopt']:.4g} ({len(values_b)}, {s_b:.1f} s)")
+    run.stop()
+    text, targets = report(run, rows, args, population)
+    run.finish(text, targets, args.no_write)
 
 
 if __name__ == "__main__":

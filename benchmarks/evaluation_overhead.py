@@ -39,28 +39,24 @@ met, and exits 0 whether or not they are.
 """
 
 import argparse
-import datetime
-import functools
 import json
 import math
 import os
-import platform
-import resource
-import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
+import harness
 import numpy as np
-import targets as results_json
+from harness import mean, ms, verdict
 
+NAME = "evaluation_overhead"
+PACKAGES = ("hpcopt", "bluepyopt", "neuron", "efel", "numpy")
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
 L5PC_DIR = TESTS / "data" / "l5pc_like"
-RESULTS = Path(__file__).resolve().parent / "results" / "evaluation_overhead.md"
 SEED = 20240601  # random parameter sets inside the bounds
 SHARE_TARGET, SHARE_TARGET_MULTI, HH_RATIO_TARGET = 0.05, 0.03, 1.5
 TOOLS = ("hpcopt", "bluepyopt", "bluepyopt-noisolate")
@@ -116,7 +112,7 @@ def write_hh_model(directory):
         "features": {protocol: {"soma": features} for protocol, features in HH_FEATURES.items()},
     }
     for name, content in files.items():
-        (directory / "config" / f"{name}.json").write_text(json.dumps(content, indent=1), encoding="utf-8")
+        harness.write_json(directory / "config" / f"{name}.json", content)
     return directory
 
 
@@ -168,8 +164,8 @@ def parameter_sets(model, files, n_random):
 # ---------------------------------------------------------------- timing (in the child processes)
 
 
-class Clock:
-    """Wall seconds per label (and CPU seconds per label + '_cpu'), accumulated by wrapped
+class Clock(harness.Tally):
+    """Wall seconds per label (and CPU seconds per label + '_cpu'), accumulated by patched
     functions, also in forked children.
 
     In the process that made it, times add up in memory; in a forked child (BluePyOpt's
@@ -177,31 +173,20 @@ class Clock:
     """
 
     def __init__(self, path):
-        self.path, self.pid, self.seconds = path, os.getpid(), {}
+        super().__init__()
+        self.path, self.pid = path, os.getpid()
         open(path, "w").close()
 
     def add(self, label, seconds):
         if os.getpid() == self.pid:
-            self.seconds[label] = self.seconds.get(label, 0.0) + seconds
+            super().add(label, seconds)
         else:
             with open(self.path, "a") as f:
                 f.write(f"{label} {seconds!r}\n")
 
-    def wrap(self, owner, name, label):
-        """Replace ``owner.name`` (a function or method) by a version timed under ``label``."""
-        original = getattr(owner, name)
-
-        @functools.wraps(original)
-        def timed(*args, **kwargs):
-            cpu, start = time.process_time(), time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.add(label, time.perf_counter() - start)
-                self.add(label + "_cpu", time.process_time() - cpu)
-
-        setattr(owner, name, timed)
-        return original
+    def patch(self, owner, name, label, cpu=True):
+        """Replace ``owner.name`` by a version timed under ``label`` (wall and CPU); returns the original."""
+        return super().patch(owner, name, label, cpu)
 
     def take(self):
         """{label: seconds} since the last take (this process and its children), then reset."""
@@ -214,12 +199,6 @@ class Clock:
         return out
 
 
-def cpu_seconds():
-    """CPU seconds of this process and of its waited-for children (BluePyOpt's forks)."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
-
-
 def timed_loop(evaluate, sets, n, clock):
     """Evaluate the sets cyclically n times.
 
@@ -230,11 +209,11 @@ def timed_loop(evaluate, sets, n, clock):
     records = []
     for i in range(n):
         label, values = sets[i % len(sets)]
-        cpu = cpu_seconds()
+        cpu = harness.cpu_seconds()
         start = time.perf_counter()
         evaluate(values)
         total = time.perf_counter() - start
-        records.append({"set": label, "total": total, "cpu": cpu_seconds() - cpu, **clock.take()})
+        records.append({"set": label, "total": total, "cpu": harness.cpu_seconds() - cpu, **clock.take()})
     return records
 
 
@@ -262,11 +241,11 @@ def child_hpcopt(spec, clock):
         scores[label] = dict(zip(objectives, map(float, outcome.objectives)))
         status[label] = STATUS_NAMES[outcome.status] + (f" ({outcome.error})" if outcome.error else "")
 
-    integrate = clock.wrap(nrn.Cell, "_integrate", "integration")
-    clock.wrap(nrn.Cell, "run", "cell_run")
-    clock.wrap(nrn.Cell, "set_parameters", "set_parameters")
-    clock.wrap(features.Scorer, "__call__", "scorer")
-    clock.wrap(efel, "get_feature_values", "efel_values")
+    integrate = clock.patch(nrn.Cell, "_integrate", "integration")
+    clock.patch(nrn.Cell, "run", "cell_run")
+    clock.patch(nrn.Cell, "set_parameters", "set_parameters")
+    clock.patch(features.Scorer, "__call__", "scorer")
+    clock.patch(efel, "get_feature_values", "efel_values")
     records = timed_loop(evaluate, spec["sets"], spec["evaluations"], clock)
 
     # NEURON's h.run() alone on the same protocols: the chunked fadvance loop's cost.
@@ -275,10 +254,10 @@ def child_hpcopt(spec, clock):
         h.run()
 
     nrn.Cell._integrate = plain_integrate
-    clock.wrap(nrn.Cell, "_integrate", "integration")
+    clock.patch(nrn.Cell, "_integrate", "integration")
     reference = timed_loop(evaluate, spec["sets"], spec["evaluations"], clock)
     nrn.Cell._integrate = integrate
-    clock.wrap(nrn.Cell, "_integrate", "integration")
+    clock.patch(nrn.Cell, "_integrate", "integration")
 
     return {
         "build": build, "scores": scores, "status": status, "records": records,
@@ -316,13 +295,13 @@ def child_bluepyopt(spec, clock, isolate):
     for label, values in spec["sets"]:
         scores[label] = {name: float(score) for name, score in evaluator.evaluate_with_dicts(values).items()}
 
-    clock.wrap(ephys.simulators.NrnSimulator, "run", "integration")
-    clock.wrap(ephys.models.CellModel, "instantiate", "cell_instantiate")
-    clock.wrap(ephys.protocols.SweepProtocol, "instantiate", "protocol_instantiate")
-    clock.wrap(ephys.objectivescalculators.ObjectivesCalculator, "calculate_scores", "scorer")
+    clock.patch(ephys.simulators.NrnSimulator, "run", "integration")
+    clock.patch(ephys.models.CellModel, "instantiate", "cell_instantiate")
+    clock.patch(ephys.protocols.SweepProtocol, "instantiate", "protocol_instantiate")
+    clock.patch(ephys.objectivescalculators.ObjectivesCalculator, "calculate_scores", "scorer")
     import efel
 
-    clock.wrap(efel, "reset", "efel_reset")
+    clock.patch(efel, "reset", "efel_reset")
     records = timed_loop(evaluator.evaluate_with_dicts, spec["sets"], spec["evaluations"], clock)
     return {"build": build, "scores": scores, "records": records}
 
@@ -344,10 +323,9 @@ def run_child(tool, spec, workdir):
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     env = {**os.environ, "NEURON_MODULE_OPTIONS": "-nogui",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, __file__, "--child", tool, "--spec", str(spec_path), "--out", out],
-                          capture_output=True, text=True, env=env, cwd=workdir)
-    seconds = time.perf_counter() - start
+    done, seconds = harness.timed(subprocess.run, [sys.executable, __file__, "--child", tool, "--spec",
+                                                   str(spec_path), "--out", out],
+                                  capture_output=True, text=True, env=env, cwd=workdir)
     if done.returncode != 0 or not os.path.exists(out):
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         return {"error": f"exit {done.returncode}: {' / '.join(tail)}", "seconds": seconds}
@@ -359,15 +337,11 @@ def run_child(tool, spec, workdir):
 # ---------------------------------------------------------------- summaries
 
 
-def mean_of(records, label):
-    return sum(r.get(label, 0.0) for r in records) / len(records)
-
-
 def summary(result):
     """Means (seconds per evaluation) of a child's timed loop, and derived ratios."""
     records = result["records"]
-    total, integration = mean_of(records, "total"), mean_of(records, "integration")
-    cpu, integration_cpu = mean_of(records, "cpu"), mean_of(records, "integration_cpu")
+    total, integration = mean(records, "total"), mean(records, "integration")
+    cpu, integration_cpu = mean(records, "cpu"), mean(records, "integration_cpu")
     return {"n": len(records), "total": total, "integration": integration, "share": 1 - integration / total,
             "ratio": total / integration, "cpu": cpu, "integration_cpu": integration_cpu,
             "share_cpu": 1 - integration_cpu / cpu, "ratio_cpu": cpu / integration_cpu}
@@ -384,41 +358,28 @@ def max_difference(a, b):
     return worst, same_names
 
 
-def verdict(ok):
-    return "met" if ok else "NOT met"
-
-
-def ms(seconds):
-    return f"{1000 * seconds:.1f}"
-
-
 def pct(fraction):
     return f"{100 * fraction:.1f} %"
 
 
-def versions():
-    packages = ("hpcopt", "bluepyopt", "neuron", "efel", "numpy")
-    return {package: metadata.version(package) for package in packages}
-
-
 def target_rows(models, results):
-    """The targets as results_json rows (the same judgements as the report's Targets list)."""
+    """The targets as harness.target rows (the same judgements as the report's Targets list)."""
     rows = []
     for model in models:
         r = results.get((model, "hpcopt"), {"error": "not run"})
         if "error" in r:
-            rows.append(results_json.target(f"`{model}`: hpcopt evaluation", "runs", f"failed: {r['error']}", False))
+            rows.append(harness.target(f"`{model}`: hpcopt evaluation", "runs", f"failed: {r['error']}", False))
             continue
         s = summary(r)
         if r["segments"] > 1:
-            rows.append(results_json.target(
+            rows.append(harness.target(
                 f"`{model}`: share of an hpcopt evaluation not in NEURON's integration (CPU time: "
                 f"{pct(s['share_cpu'])})", f"< {pct(SHARE_TARGET)}", pct(s["share"]), s["share"] < SHARE_TARGET))
-            rows.append(results_json.target(
+            rows.append(harness.target(
                 f"`{model}` (multi-compartment): share not in integration (CPU time: {pct(s['share_cpu'])})",
                 f"< {pct(SHARE_TARGET_MULTI)}", pct(s["share"]), s["share"] < SHARE_TARGET_MULTI))
         else:
-            rows.append(results_json.target(
+            rows.append(harness.target(
                 f"`{model}` (single compartment): evaluation time / NEURON integration time "
                 f"(CPU time: {s['ratio_cpu']:.3f}; share not in integration {pct(s['share'])})",
                 f"<= {HH_RATIO_TARGET}", f"{s['ratio']:.3f}",
@@ -426,21 +387,14 @@ def target_rows(models, results):
     return rows
 
 
-def report(models, results, args, seconds_total, load):
+# ---------------------------------------------------------------- report
+
+
+def report(run, models, results, args):
     """The markdown report. models: {model: (sets, info)}; results: {(model, tool): child result}."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    lines = [
-        "# Evaluation overhead: hpcopt vs NEURON's integration, and vs BluePyOpt",
-        "",
-        f"- Command: `{shlex.join([os.path.relpath(sys.executable), *sys.argv])}`",
-        f"- Date (UTC): {now:%Y-%m-%d %H:%M:%S}",
-        f"- Machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}",
-        "- Versions: " + ", ".join(f"{name} {version}" for name, version in versions().items()),
-        f"- Load average (1 min) at the start and end: {load[0]:.2f}, {os.getloadavg()[0]:.2f} "
-        "(wall times on a loaded machine include waiting for a CPU; the shares and the CPU columns "
-        "are less sensitive to that)",
-    ]
+    lines = [*run.header("Evaluation overhead: hpcopt vs NEURON's integration, and vs BluePyOpt",
+                         load_note=" (wall times on a loaded machine include waiting for a CPU; the shares and the "
+                         "CPU columns are less sensitive to that)")]
     for model, (sets, info) in models.items():
         lines.append(f"- Model `{model}`: {info}; parameter sets: {', '.join(label for label, _ in sets)} "
                      f"(random: uniform in the bounds, seed {SEED})")
@@ -453,26 +407,38 @@ def report(models, results, args, seconds_total, load):
         "`h.run() alone`: the same hpcopt evaluations with `_integrate` replaced by a plain `h.run()`. "
         "Targets are judged on wall time; the CPU columns (process CPU time, BluePyOpt's forked "
         "processes included) are the same ratios without time spent waiting for a CPU.",
-        "",
-        "## hpcopt: where an evaluation's time goes",
-        "",
-        "| model | sections / segments | protocols / objectives | evaluations | evaluation ms | "
-        "integration ms | not integration | total / integration | h.run() alone ms | total / h.run() "
-        "| CPU: not integration | CPU: total / integration |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    lines += hpcopt_section(models, results) + breakdown_section(models, results)
+    lines += comparison_section(models, results) + bluepyopt_breakdown(models, results)
+    lines += per_set_section(models, results)
+    lines += [
+        "",
+        "Wall seconds per (model, tool) process, including its start, NEURON's import, building the "
+        "evaluator and every evaluation: "
+        + ", ".join(f"{m} {t} {r['seconds']:.1f}" for (m, t), r in results.items())
+        + f". {run.tail()}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def hpcopt_section(models, results):
+    """hpcopt's table (where an evaluation's time goes) and the targets, judged."""
+    lines = ["", "## hpcopt: where an evaluation's time goes", "", *harness.table(
+        "model", "sections / segments>", "protocols / objectives>", "evaluations>", "evaluation ms>",
+        "integration ms>", "not integration>", "total / integration>", "h.run() alone ms>", "total / h.run()>",
+        "CPU: not integration>", "CPU: total / integration>")]
     targets = []
     for model in models:
         r = results.get((model, "hpcopt"), {"error": "not run"})
         if "error" in r:
-            lines.append(f"| {model} | failed: {r['error']} | | | | | | | | | | |")
+            lines.append(harness.row(model, f"failed: {r['error']}", *[""] * 10))
             continue
         s = summary(r)
-        plain = mean_of(r["reference"], "integration")
-        lines.append(
-            f"| {model} | {r['sections']} / {r['segments']} | {r['protocols']} / {r['objectives']} | {s['n']} "
-            f"| {ms(s['total'])} | {ms(s['integration'])} | {pct(s['share'])} | {s['ratio']:.3f} "
-            f"| {ms(plain)} | {s['total'] / plain:.3f} | {pct(s['share_cpu'])} | {s['ratio_cpu']:.3f} |")
+        plain = mean(r["reference"], "integration")
+        lines.append(harness.row(
+            model, f"{r['sections']} / {r['segments']}", f"{r['protocols']} / {r['objectives']}", s["n"],
+            ms(s["total"]), ms(s["integration"]), pct(s["share"]), f"{s['ratio']:.3f}", ms(plain),
+            f"{s['total'] / plain:.3f}", pct(s["share_cpu"]), f"{s['ratio_cpu']:.3f}"))
         if r["segments"] > 1:
             targets.append(f"- `{model}`: share not in integration {pct(s['share'])} < {pct(SHARE_TARGET)}: "
                            f"**{verdict(s['share'] < SHARE_TARGET)}** (CPU time: {pct(s['share_cpu'])})")
@@ -484,33 +450,33 @@ def report(models, results, args, seconds_total, load):
                            f"{HH_RATIO_TARGET}: **{verdict(s['ratio'] <= HH_RATIO_TARGET)}** "
                            f"(CPU time: {s['ratio_cpu']:.3f}; share not in integration {pct(s['share'])}, no "
                            "target: see the breakdown)")
-    lines += ["", "Targets:", ""] + targets
+    return lines + ["", "Targets:", ""] + targets
 
-    lines += [
-        "",
-        "### Breakdown of the time not in integration (ms per evaluation, share of the evaluation)",
-        "",
-        "| model | set_parameters | Cell.run minus integration (stimuli, recordings, trace copies) "
-        "| efel.get_feature_values | rest of Scorer | rest of the evaluator | all not integration |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+
+def breakdown_section(models, results):
+    """hpcopt's time outside the integration, by part."""
+    lines = ["", "### Breakdown of the time not in integration (ms per evaluation, share of the evaluation)", "",
+             *harness.table("model", "set_parameters>",
+                            "Cell.run minus integration (stimuli, recordings, trace copies)>",
+                            "efel.get_feature_values>", "rest of Scorer>", "rest of the evaluator>",
+                            "all not integration>")]
     for model in models:
         r = results.get((model, "hpcopt"), {})
         if "records" not in r:
             continue
         rec = r["records"]
-        total = mean_of(rec, "total")
+        total = mean(rec, "total")
         parts = {
-            "set_parameters": mean_of(rec, "set_parameters"),
-            "run": mean_of(rec, "cell_run") - mean_of(rec, "integration"),
-            "values": mean_of(rec, "efel_values"),
-            "scorer": mean_of(rec, "scorer") - mean_of(rec, "efel_values"),
+            "set_parameters": mean(rec, "set_parameters"),
+            "run": mean(rec, "cell_run") - mean(rec, "integration"),
+            "values": mean(rec, "efel_values"),
+            "scorer": mean(rec, "scorer") - mean(rec, "efel_values"),
         }
-        parts["rest"] = total - parts["set_parameters"] - mean_of(rec, "cell_run") - mean_of(rec, "scorer")
-        cells = " | ".join(f"{ms(v)} ({pct(v / total)})" for v in parts.values())
-        outside = total - mean_of(rec, "integration")
-        lines.append(f"| {model} | {cells} | {ms(outside)} ({pct(outside / total)}) |")
-    lines += [
+        parts["rest"] = total - parts["set_parameters"] - mean(rec, "cell_run") - mean(rec, "scorer")
+        outside = total - mean(rec, "integration")
+        lines.append(harness.row(model, *(f"{ms(v)} ({pct(v / total)})" for v in parts.values()),
+                                 f"{ms(outside)} ({pct(outside / total)})"))
+    return lines + [
         "",
         "eFEL is called once per (protocol, recording, window, threshold, settings) group ("
         + ", ".join(f"{m}: {results[(m, 'hpcopt')]['groups']}" for m in models
@@ -518,21 +484,19 @@ def report(models, results, args, seconds_total, load):
         + " per evaluation), with its settings reset in Python, not with `efel.reset()`.",
     ]
 
-    lines += [
-        "",
-        "## hpcopt vs BluePyOpt, same models, same parameter sets",
-        "",
-        "| model | tool | evaluations | evaluation ms | integration ms | not integration "
-        "| hpcopt / tool (wall per evaluation) | CPU ms | integration CPU ms | hpcopt / tool (CPU) "
-        "| max abs score difference to hpcopt | build s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+
+def comparison_section(models, results):
+    """Every tool on every model: time per evaluation, ratios to hpcopt, score differences."""
+    lines = ["", "## hpcopt vs BluePyOpt, same models, same parameter sets", "", *harness.table(
+        "model", "tool", "evaluations>", "evaluation ms>", "integration ms>", "not integration>",
+        "hpcopt / tool (wall per evaluation)>", "CPU ms>", "integration CPU ms>", "hpcopt / tool (CPU)>",
+        "max abs score difference to hpcopt>", "build s>")]
     for model in models:
         ours = results.get((model, "hpcopt"), {})
         for tool in TOOLS:
             r = results.get((model, tool), {"error": "not run"})
             if "error" in r:
-                lines.append(f"| {model} | {TOOL_LABELS[tool]} | failed: {r['error']} | | | | | | | | | |")
+                lines.append(harness.row(model, TOOL_LABELS[tool], f"failed: {r['error']}", *[""] * 9))
                 continue
             s = summary(r)
             if "records" in ours:
@@ -542,40 +506,40 @@ def report(models, results, args, seconds_total, load):
                 difference = f"{worst:.3g}" + ("" if same_names else " (objective names differ)")
             else:
                 ratio = cpu_ratio = difference = "n/a"
-            lines.append(f"| {model} | {TOOL_LABELS[tool]} | {s['n']} | {ms(s['total'])} | {ms(s['integration'])} "
-                         f"| {pct(s['share'])} | {ratio} | {ms(s['cpu'])} | {ms(s['integration_cpu'])} "
-                         f"| {cpu_ratio} | {difference} "
-                         f"| {r['build']:.2f} |")
-    lines += [
-        "",
-        "### BluePyOpt: breakdown of the time not in integration (ms per evaluation, share)",
-        "",
-        "| model | tool | cell instantiate (morphology, mechanisms, parameters) | protocol instantiate "
-        "| scoring (of it efel.reset) | rest (fork, pickling, destroy) |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
+            lines.append(harness.row(model, TOOL_LABELS[tool], s["n"], ms(s["total"]), ms(s["integration"]),
+                                     pct(s["share"]), ratio, ms(s["cpu"]), ms(s["integration_cpu"]), cpu_ratio,
+                                     difference, f"{r['build']:.2f}"))
+    return lines
+
+
+def bluepyopt_breakdown(models, results):
+    """BluePyOpt's time outside the integration, by part."""
+    lines = ["", "### BluePyOpt: breakdown of the time not in integration (ms per evaluation, share)", "",
+             *harness.table("model", "tool", "cell instantiate (morphology, mechanisms, parameters)>",
+                            "protocol instantiate>", "scoring (of it efel.reset)>", "rest (fork, pickling, destroy)>")]
     for model in models:
         for tool in TOOLS[1:]:
             r = results.get((model, tool), {})
             if "records" not in r:
                 continue
             rec = r["records"]
-            total = mean_of(rec, "total")
-            cell, protocol = mean_of(rec, "cell_instantiate"), mean_of(rec, "protocol_instantiate")
-            scorer, reset = mean_of(rec, "scorer"), mean_of(rec, "efel_reset")
-            rest = total - mean_of(rec, "integration") - cell - protocol - scorer
-            lines.append(f"| {model} | {TOOL_LABELS[tool]} | {ms(cell)} ({pct(cell / total)}) "
-                         f"| {ms(protocol)} ({pct(protocol / total)}) | {ms(scorer)} ({pct(scorer / total)}; "
-                         f"{ms(reset)}) | {ms(rest)} ({pct(rest / total)}) |")
+            total = mean(rec, "total")
+            cell, protocol = mean(rec, "cell_instantiate"), mean(rec, "protocol_instantiate")
+            scorer, reset = mean(rec, "scorer"), mean(rec, "efel_reset")
+            rest = total - mean(rec, "integration") - cell - protocol - scorer
+            lines.append(harness.row(model, TOOL_LABELS[tool], f"{ms(cell)} ({pct(cell / total)})",
+                                     f"{ms(protocol)} ({pct(protocol / total)})",
+                                     f"{ms(scorer)} ({pct(scorer / total)}; {ms(reset)})",
+                                     f"{ms(rest)} ({pct(rest / total)})"))
+    return lines
 
-    lines += [
-        "",
-        "### Per parameter set: scores (sum over objectives) and mean wall ms per evaluation",
-        "",
-        "| model | set | hpcopt status | hpcopt score sum | BluePyOpt score sum | max abs difference "
-        "| hpcopt ms (integration ms) | BluePyOpt ms (integration ms) | BluePyOpt no-isolate ms |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
+
+def per_set_section(models, results):
+    """Per parameter set: hpcopt's and BluePyOpt's scores and times."""
+    lines = ["", "### Per parameter set: scores (sum over objectives) and mean wall ms per evaluation", "",
+             *harness.table("model", "set", "hpcopt status", "hpcopt score sum>", "BluePyOpt score sum>",
+                            "max abs difference>", "hpcopt ms (integration ms)>", "BluePyOpt ms (integration ms)>",
+                            "BluePyOpt no-isolate ms>")]
     for model, (sets, _) in models.items():
         ours, theirs = results.get((model, "hpcopt"), {}), results.get((model, "bluepyopt"), {})
         if "scores" not in ours or "scores" not in theirs:
@@ -586,47 +550,60 @@ def report(models, results, args, seconds_total, load):
             times = []
             for tool in TOOLS:
                 records = [r for r in results.get((model, tool), {}).get("records", []) if r["set"] == label]
-                times.append(f"{ms(mean_of(records, 'total'))} ({ms(mean_of(records, 'integration'))})"
+                times.append(f"{ms(mean(records, 'total'))} ({ms(mean(records, 'integration'))})"
                              if records else "n/a")
-            lines.append(f"| {model} | {label} | {ours['status'][label]} | {sum(a.values()):.4f} "
-                         f"| {sum(b.values()):.4f} | {worst:.3g} | {' | '.join(times)} |")
-    lines += [
-        "",
-        "Wall seconds per (model, tool) process, including its start, NEURON's import, building the "
-        "evaluator and every evaluation: "
-        + ", ".join(f"{m} {t} {r['seconds']:.1f}" for (m, t), r in results.items())
-        + f". Whole benchmark: {seconds_total:.1f} s.",
-    ]
-    return "\n".join(lines) + "\n"
+            lines.append(harness.row(model, label, ours["status"][label], f"{sum(a.values()):.4f}",
+                                     f"{sum(b.values()):.4f}", f"{worst:.3g}", *times))
+    return lines
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="3 (l5pc_like) / 6 (hh) evaluations per tool, 1 random set: about a minute")
+# ---------------------------------------------------------------- main
+
+
+def arguments():
+    parser = harness.parser(__doc__, NAME, "3 (l5pc_like) / 6 (hh) evaluations per tool, 1 random set: about a "
+                            "minute")
     parser.add_argument("--l5pc-evaluations", type=int, default=20,
                         help="timed evaluations per tool of l5pc_like (default 20)")
     parser.add_argument("--hh-evaluations", type=int, default=50,
                         help="timed evaluations per tool of the HH cell (default 50)")
     parser.add_argument("--random-sets", type=int, default=3,
                         help="random parameter sets besides the named ones (default 3)")
-    parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
     parser.add_argument("--child", choices=TOOLS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = harness.parse(parser, quick={"l5pc_evaluations": 3, "hh_evaluations": 6, "random_sets": 1})
     if args.child:
-        child(args)
-        return
-    if args.quick:
-        args.l5pc_evaluations, args.hh_evaluations, args.random_sets = 3, 6, 1
+        return args
     for name in ("l5pc_evaluations", "hh_evaluations"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.random_sets < 0:
         parser.error("--random-sets must be >= 0")
+    return args
 
-    start, load = time.perf_counter(), os.getloadavg()
+
+def model_info(model, model_dir, problem):
+    """One line about a model: its size, files and how each tool builds it."""
+    if model == "l5pc_like":
+        return (f"{problem.dimension} free parameters, {len(problem.objectives)} objectives, files from "
+                f"{os.path.relpath(model_dir, ROOT)}; hpcopt: `problem.bluepyopt` with replace_axon; "
+                "BluePyOpt: `bluepyopt_reference.build_evaluator`")
+    return (f"{problem.dimension} free parameters, {len(problem.objectives)} objectives, "
+            "L5PC-style files written by this script (one-point SWC soma, 20 x 20 um, hh; steps "
+            f"{', '.join(map(str, HH_AMPLITUDES))} nA, {HH_STEP['delay']} to "
+            f"{HH_STEP['delay'] + HH_STEP['duration']} ms of {HH_STEP['totduration']} ms, CVODE); "
+            "hpcopt: `problem.bluepyopt` without axon replacement; BluePyOpt: bluepyopt_reference's "
+            "create_cell(do_replace_axon=False), define_protocols, define_fitness_calculator and "
+            "CellEvaluator, as build_evaluator does")
+
+
+def main():
+    args = arguments()
+    if args.child:
+        child(args)
+        return
+    run = harness.Run(NAME, PACKAGES)
     models, results = {}, {}
     with tempfile.TemporaryDirectory(prefix="evaluation_overhead_") as workdir:
         hh_dir = write_hh_model(Path(workdir) / "hh")
@@ -634,33 +611,15 @@ def main():
                                                   ("hh", hh_dir, False, args.hh_evaluations)):
             files = model_files(model_dir, replace_axon)
             sets, problem = parameter_sets(model, files, args.random_sets)
-            if model == "l5pc_like":
-                info = (f"{problem.dimension} free parameters, {len(problem.objectives)} objectives, files from "
-                        f"{os.path.relpath(model_dir, ROOT)}; hpcopt: `problem.bluepyopt` with replace_axon; "
-                        "BluePyOpt: `bluepyopt_reference.build_evaluator`")
-            else:
-                info = (f"{problem.dimension} free parameters, {len(problem.objectives)} objectives, "
-                        "L5PC-style files written by this script (one-point SWC soma, 20 x 20 um, hh; steps "
-                        f"{', '.join(map(str, HH_AMPLITUDES))} nA, {HH_STEP['delay']} to "
-                        f"{HH_STEP['delay'] + HH_STEP['duration']} ms of {HH_STEP['totduration']} ms, CVODE); "
-                        "hpcopt: `problem.bluepyopt` without axon replacement; BluePyOpt: bluepyopt_reference's "
-                        "create_cell(do_replace_axon=False), define_protocols, define_fitness_calculator and "
-                        "CellEvaluator, as build_evaluator does")
-            models[model] = (sets, info)
+            models[model] = (sets, model_info(model, model_dir, problem))
             spec = {"model": model, "model_dir": str(model_dir), "files": files, "sets": sets, "evaluations": n}
             for tool in TOOLS:
-                results[(model, tool)] = run_child(tool, spec, workdir)
-                r = results[(model, tool)]
+                results[(model, tool)] = r = run_child(tool, spec, workdir)
                 line = r["error"] if "error" in r else (
                     f"{ms(summary(r)['total'])} ms per evaluation, {pct(summary(r)['share'])} not integration")
-                print(f"{model} {tool}: {line} ({r['seconds']:.1f} s)", file=sys.stderr)
-    seconds = time.perf_counter() - start
-    text = report(models, results, args, seconds, load)
-    print(text)
-    if not args.no_write:
-        path = results_json.write("evaluation_overhead", RESULTS, text, target_rows(models, results), seconds=seconds,
-                                  load=(load[0], os.getloadavg()[0]), packages=tuple(versions()))
-        print(f"written to {RESULTS} and {path}", file=sys.stderr)
+                harness.note(f"{model} {tool}: {line} ({r['seconds']:.1f} s)")
+    run.stop()
+    run.finish(report(run, models, results, args), target_rows(models, results), args.no_write)
 
 
 if __name__ == "__main__":

@@ -19,25 +19,19 @@ Writes benchmarks/results/memory.md and memory.json (unless --no-write). A measu
 exits 0 whether or not the target is met.
 """
 
-import argparse
-import datetime
 import json
 import os
-import platform
-import shlex
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
-import targets
+import harness
 
+NAME = "memory"
+PACKAGES = ("hpcopt", "neuron", "efel", "numpy", "h5py")
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-RESULTS = ROOT / "benchmarks" / "results" / "memory.md"
 POPULATION = 12
 GROWTH_TARGET = 0.05  # largest growth / peak RSS of any rank
 
@@ -80,10 +74,8 @@ def measure(ranks, evaluations):
     config["optimizer"] = {"algorithm": "cmaes", "population": POPULATION,
                            "generations": max(1, evaluations // POPULATION), "seed": 1}
     with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "config.json"
-        path.write_text(json.dumps(config))
-        command = [str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "hpcopt"), "run", str(path),
-                   "-o", str(Path(directory) / "run.h5"), "-q"]
+        path = harness.write_json(Path(directory) / "config.json", config)
+        command = harness.hpcopt_command(["run", path, "-o", Path(directory) / "run.h5", "-q"], ranks)
         marker = str(os.getpid())
         start = time.perf_counter()
         job = subprocess.Popen(command, env={**os.environ, "HPCOPT_MEMORY_BENCH": marker},
@@ -101,55 +93,49 @@ def measure(ranks, evaluations):
         return samples, time.perf_counter() - start, config["optimizer"]["generations"] * POPULATION
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ranks", type=int, default=2)
-    parser.add_argument("--evaluations", type=int, default=2000)
-    parser.add_argument("--quick", action="store_true", help="about 300 evaluations")
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
-    evaluations = 300 if args.quick else args.evaluations
-    start, load = time.perf_counter(), os.getloadavg()
-    samples, seconds, done = measure(args.ranks, evaluations)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("hpcopt", "neuron", "efel", "numpy", "h5py"))
+def growth(values):
+    """(median MiB of the second quarter of the samples, of the last quarter)."""
+    quarter = max(1, len(values) // 4)
+    return statistics.median(values[quarter:2 * quarter]), statistics.median(values[-quarter:])
+
+
+def report(run, args, samples, seconds, done):
     lines = [
-        "# Memory per rank over many evaluations",
-        "",
-        f"- Command: `{shlex.join([os.path.relpath(sys.executable), *sys.argv])}`",
-        f"- Date (UTC): {now:%Y-%m-%d %H:%M:%S}",
-        f"- Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-        f"- Versions: {versions}",
+        *run.header("Memory per rank over many evaluations"),
         f"- Run: `mpiexec -n {args.ranks} hpcopt run` of examples/hh (CMA-ES, population {POPULATION}), "
         f"{done} evaluations in {seconds:.0f} s; VmRSS of every rank sampled once a second",
         "",
-        "| rank | samples | peak RSS MiB | second-quarter median MiB | last-quarter median MiB | growth MiB "
-        "| growth / peak |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        *harness.table("rank>", "samples>", "peak RSS MiB>", "second-quarter median MiB>",
+                       "last-quarter median MiB>", "growth MiB>", "growth / peak>"),
     ]
     worst = 0.0
     for rank in sorted(samples):
         values = samples[rank]
-        quarter = max(1, len(values) // 4)
-        first, last = statistics.median(values[quarter:2 * quarter]), statistics.median(values[-quarter:])
-        growth = last - first
-        worst = max(worst, growth / max(values))
-        lines.append(f"| {rank} | {len(values)} | {max(values):.1f} | {first:.1f} | {last:.1f} | {growth:+.1f} "
-                     f"| {growth / max(values):+.1%} |")
+        first, last = growth(values)
+        worst = max(worst, (last - first) / max(values))
+        lines.append(harness.row(rank, len(values), f"{max(values):.1f}", f"{first:.1f}", f"{last:.1f}",
+                                 f"{last - first:+.1f}", f"{(last - first) / max(values):+.1%}"))
     met = worst <= GROWTH_TARGET
     lines += ["", f"Largest growth relative to the peak: **{worst:+.1%}** over {done} evaluations "
                   "(flat means within a few percent, from allocator noise). "
-                  f"Target (<= {GROWTH_TARGET:.0%}): **{'met' if met else 'NOT met'}**."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        path = targets.write("memory", RESULTS, text, [targets.target(
-            f"memory per rank flat over {done} evaluations ({args.ranks} ranks, examples/hh): largest growth "
-            "between the second and the last quarter of the run, relative to the peak RSS",
-            f"<= {GROWTH_TARGET:.0%}", f"{worst:+.1%}", met)],
-            seconds=time.perf_counter() - start, load=(load[0], os.getloadavg()[0]),
-            packages=("hpcopt", "neuron", "efel", "numpy", "h5py"))
-        print(f"written to {RESULTS} and {path}")
+                  f"Target (<= {GROWTH_TARGET:.0%}): **{harness.verdict(met)}**."]
+    target = harness.target(
+        f"memory per rank flat over {done} evaluations ({args.ranks} ranks, examples/hh): largest growth "
+        "between the second and the last quarter of the run, relative to the peak RSS",
+        f"<= {GROWTH_TARGET:.0%}", f"{worst:+.1%}", met)
+    return "\n".join(lines) + "\n", [target]
+
+
+def main():
+    parser = harness.parser(__doc__, NAME, "about 300 evaluations")
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--evaluations", type=int, default=2000)
+    args = harness.parse(parser, quick={"evaluations": 300})
+    run = harness.Run(NAME, PACKAGES)
+    samples, seconds, done = measure(args.ranks, args.evaluations)
+    run.stop()
+    text, targets = report(run, args, samples, seconds, done)
+    run.finish(text, targets, args.no_write)
 
 
 if __name__ == "__main__":

@@ -32,30 +32,29 @@ rank0_cost.json) the shares and whether the targets are met, and exits 0 either 
     python benchmarks/rank0_cost.py --quick    # 5 generations (CI smoke run)
 """
 
-import argparse
-import functools
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
-import targets as results_json
 
 from hpcopt import config as configuration
 from hpcopt import driver, ibea
 from hpcopt.problem import FAILED, OK, Outcome, Problem
 
-RESULTS = Path(__file__).resolve().parent / "results" / "rank0_cost.md"
+NAME = "rank0_cost"
+PACKAGES = ("hpcopt", "numpy", "cma", "h5py")
 DIMENSION, OBJECTIVES = 20, 35
 EVALUATION_SECONDS, RANKS = 8.0, 1000
 SHARE_TARGET = 0.01
 WINDOW = 5  # generations in the early and the late window of the targets
 FAILED_FRACTION = 0.05
 PENALTY = 250.0
+PARTS = ("snapshot", "ask", "tell", "indicator", "write", "checkpoint", "journal_clear")  # timed per generation
 
 
 class SyntheticEvaluator:
@@ -106,37 +105,8 @@ class SyntheticEvaluator:
         return results, []
 
 
-class Stopwatch:
-    """Seconds per (label, generation), accumulated by wrapped callables."""
-
-    def __init__(self, generation):
-        self.generation = generation  # () -> the generation a call belongs to
-        self.seconds = {}
-
-    def add(self, label, generation, seconds):
-        key = (label, generation)
-        self.seconds[key] = self.seconds.get(key, 0.0) + seconds
-
-    def get(self, label, generation):
-        return self.seconds.get((label, generation), 0.0)
-
-    def wrap(self, function, label, offset=0):
-        """``function`` timed under ``label`` for the generation ``self.generation() + offset``."""
-
-        @functools.wraps(function)
-        def timed(*args, **kwargs):
-            g = self.generation() + offset
-            start = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.add(label, g, time.perf_counter() - start)
-
-        return timed
-
-
-def measure(algorithm, population, generations, workdir):
-    """Run hpcopt's loop for ``generations`` generations; per-generation timings (list of dicts)."""
+def start_loop(algorithm, population, generations, workdir):
+    """hpcopt's loop on a new run file in ``workdir``, with the synthetic evaluator: (loop, evaluator, run file)."""
     raw = {
         "problem": {
             "function": "rank0_cost:not_called",  # the synthetic evaluator replaces it
@@ -151,16 +121,24 @@ def measure(algorithm, population, generations, workdir):
     problem = Problem(config)
     problem.features = tuple(config.problem.objectives)  # a cell model stores one feature per objective
     path = str(Path(workdir) / f"{algorithm}_{population}.h5")
-    driver.start(path, config, problem, {"hpcopt_version": results_json.versions("hpcopt")["hpcopt"]})
+    driver.start(path, config, problem, {"hpcopt_version": harness.versions("hpcopt")["hpcopt"]})
     evaluator = SyntheticEvaluator(problem)
-    loop = driver.Loop(path, config, problem, evaluator)
+    return driver.Loop(path, config, problem, evaluator), evaluator, path
 
-    clock = Stopwatch(lambda: loop.generation)
-    marks = []  # perf_counter at the start of each generation (the state snapshot before ask)
-    writing = [False]
-    sizes = {}
+
+def instrument(loop, path):
+    """Wrap the loop's generator, writing, journal and checkpoint in timers.
+
+    Returns (tally, marks, sizes): seconds per (part, generation); perf_counter at the start
+    of each generation (the state snapshot before ask); the run file's bytes after each
+    generation's write.
+    """
+    tally, marks, sizes, writing = harness.Tally(), [], {}, [False]
     generator = loop.generator
-    state = generator.state
+    state, original_write = generator.state, loop._write
+
+    def at(label, offset=0):
+        return lambda: (label, loop.generation + offset)
 
     def state_snapshot():
         if writing[0]:
@@ -170,12 +148,7 @@ def measure(algorithm, population, generations, workdir):
         try:
             return state()
         finally:
-            clock.add("snapshot", loop.generation, time.perf_counter() - start)
-
-    generator.state = state_snapshot
-    generator.ask = clock.wrap(generator.ask, "ask")
-    generator.tell = clock.wrap(generator.tell, "tell")
-    original_write = loop._write
+            tally.add(("snapshot", loop.generation), time.perf_counter() - start)
 
     def write(pending, generator_state=None):
         writing[0] = True
@@ -184,14 +157,25 @@ def measure(algorithm, population, generations, workdir):
             return original_write(pending, generator_state)
         finally:
             writing[0] = False
-            clock.add("write", loop.generation - 1, time.perf_counter() - start)
+            tally.add(("write", loop.generation - 1), time.perf_counter() - start)
             sizes[loop.generation - 1] = os.path.getsize(path)
 
+    generator.state = state_snapshot
+    generator.ask = tally.wrap(generator.ask, at("ask"))
+    generator.tell = tally.wrap(generator.tell, at("tell"))
     loop._write = write
-    loop.journal.clear = clock.wrap(loop.journal.clear, "journal_clear", offset=-1)
-    loop.writer.checkpoint = clock.wrap(loop.writer.checkpoint, "checkpoint", offset=-1)
+    loop.journal.clear = tally.wrap(loop.journal.clear, at("journal_clear", -1))
+    loop.writer.checkpoint = tally.wrap(loop.writer.checkpoint, at("checkpoint", -1))
+    return tally, marks, sizes
+
+
+def measure(algorithm, population, generations, workdir):
+    """Run hpcopt's loop for ``generations`` generations; per-generation timings (list of dicts)."""
+    loop, evaluator, path = start_loop(algorithm, population, generations, workdir)
+    state = loop.generator.state
+    tally, marks, sizes = instrument(loop, path)
     original_losses = ibea._losses
-    ibea._losses = clock.wrap(original_losses, "indicator")
+    ibea._losses = tally.wrap(original_losses, lambda: ("indicator", loop.generation))
     try:
         loop.run()
     finally:
@@ -203,8 +187,7 @@ def measure(algorithm, population, generations, workdir):
     for g in range(len(marks) - 1):
         cycle = marks[g + 1] - marks[g]
         rank0 = cycle - evaluator.compute[g] - evaluator.callbacks[g]
-        parts = {label: clock.get(label, g) for label in
-                 ("snapshot", "ask", "tell", "indicator", "write", "checkpoint", "journal_clear")}
+        parts = {label: tally.get((label, g)) for label in PARTS}
         rows.append({
             "generation": g, **parts,
             "other": rank0 - parts["snapshot"] - parts["ask"] - parts["tell"] - parts["write"],
@@ -229,10 +212,6 @@ def state_size(state):
 # ---------------------------------------------------------------- report
 
 
-def ms(seconds):
-    return f"{1000 * seconds:.1f}"
-
-
 def label(result):
     if result["algorithm"] == "ibea":
         return f"IBEA, population {result['population']}, offspring {result['population']}"
@@ -242,7 +221,7 @@ def label(result):
 def window(rows):
     """Medians over ``rows`` of every timing (a dict)."""
     keys = ("rank0", "share", "tell", "ask", "checkpoint", "journal_clear", "write", "file_mb")
-    return {key: statistics.median(row[key] for row in rows) for key in keys}
+    return {key: harness.median(rows, key) for key in keys}
 
 
 def picks(rows):
@@ -252,17 +231,9 @@ def picks(rows):
     return [rows[g] for g in sorted(wanted)]
 
 
-def report(results, args, seconds_total, load):
-    now = results_json.now()
+def report(run, results, args):
     lines = [
-        "# Rank 0's cost per generation: optimiser and checkpoint",
-        "",
-        f"- Command: `{results_json.command()}`",
-        f"- Date (UTC): {now:%Y-%m-%d %H:%M:%S}",
-        f"- Machine: {results_json.machine()}",
-        "- Versions: " + ", ".join(f"{k} {v}" for k, v in results_json.versions("hpcopt", "numpy", "cma", "h5py")
-                                   .items()),
-        f"- Load average (1 min) at the start and end: {load[0]:.2f}, {os.getloadavg()[0]:.2f}",
+        *run.header("Rank 0's cost per generation: optimiser and checkpoint"),
         f"- Problem: {DIMENSION} parameters, {OBJECTIVES} objectives and {OBJECTIVES} features per individual, "
         f"{FAILED_FRACTION:.0%} failed evaluations (penalty {PENALTY:g}, an error text); synthetic evaluator "
         "(returns at once); run file and journal in a temporary directory "
@@ -282,60 +253,17 @@ def report(results, args, seconds_total, load):
         f"Early: generations 1 to {WINDOW} (generation 0, IBEA's initial population, has no selection); late: "
         f"the last {WINDOW}. Medians over each window (one generation's time is noisy on a shared machine).",
         "",
-        "| run | generations | rank-0 ms: early / late | share: early / late | tell ms: early / late "
-        "| checkpoint ms: early / late | journal rewrite ms: early / late | run file MB: early / late "
-        "| generator state KiB | journal lines written during evaluations, ms (median) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    rows_json = []
-    for result in results:
-        rows = result["rows"]
-        early, late = window(rows[1:1 + WINDOW]), window(rows[-WINDOW:])
-        early["label"] = f"generations {rows[1]['generation']}-{rows[min(WINDOW, len(rows) - 1)]['generation']}"
-        late["label"] = f"generations {rows[-WINDOW:][0]['generation']}-{rows[-1]['generation']}"
-
-        def pair(key, unit=ms, early=early, late=late):
-            return f"{unit(early[key])} / {unit(late[key])}"
-
-        lines.append(
-            f"| {label(result)} | {len(rows)} | {pair('rank0')} | {pair('share', '{:.2%}'.format)} | {pair('tell')} "
-            f"| {pair('checkpoint')} | {pair('journal_clear')} | {pair('file_mb', '{:.1f}'.format)} "
-            f"| {result['state_bytes'] / 1024:.0f} | {ms(statistics.median(r['callbacks'] for r in rows))} |")
-        if result["population"] != args.population:
-            continue  # cma's default population: reported, no target
-        name = "IBEA" if result["algorithm"] == "ibea" else "CMA-ES"
-        sizing = (f"population = offspring = {result['population']}" if result["algorithm"] == "ibea"
-                  else f"population {result['population']}")
-        for w in (early, late):
-            rows_json.append(results_json.target(
-                f"rank 0's share of an 8 s generation on 1,000 ranks: {name} ({sizing}, d = {DIMENSION}, "
-                f"{OBJECTIVES} objectives), {w['label']} (median; run file {w['file_mb']:.0f} MB; rank 0 "
-                f"{ms(w['rank0'])} ms, of it tell {ms(w['tell'])}, checkpoint {ms(w['checkpoint'])}, journal "
-                f"rewrite {ms(w['journal_clear'])})", f"< {SHARE_TARGET:.0%}", f"{w['share']:.2%}",
-                w["share"] < SHARE_TARGET))
-    lines += ["", "Targets:", ""]
-    lines += [f"- {row['what']}: {row['measured']} {row['target']}: **{'met' if row['met'] else 'NOT met'}**"
-              for row in rows_json]
+    more, targets = summary(results, args)
+    lines += more + ["", "Targets:", ""]
+    lines += [f"- {row['what']}: {row['measured']} {row['target']}: **{harness.verdict(row['met'])}**"
+              for row in targets]
     for result in results:
         if result["stop_reason"]:
             lines.append(f"- Note: {label(result)} stopped after {result['generations']} generations: "
                          f"{result['stop_reason']}")
     for result in results:
-        lines += [
-            "",
-            f"## {label(result)}: per generation (ms)",
-            "",
-            "| generation | snapshot (state) | ask | tell | of it indicator matrix | write | of it checkpoint "
-            "| of it journal rewrite | other | **rank 0** | share of an 8 s generation | run file MB "
-            "| journal lines during evaluations |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for row in picks(result["rows"]):
-            indicator = ms(row["indicator"]) if result["algorithm"] == "ibea" else ""
-            lines.append(
-                f"| {row['generation']} | {ms(row['snapshot'])} | {ms(row['ask'])} | {ms(row['tell'])} | {indicator} "
-                f"| {ms(row['write'])} | {ms(row['checkpoint'])} | {ms(row['journal_clear'])} | {ms(row['other'])} "
-                f"| **{ms(row['rank0'])}** | {row['share']:.2%} | {row['file_mb']:.1f} | {ms(row['callbacks'])} |")
+        lines += per_generation(result)
     lines += [
         "",
         "Generation 0 of IBEA is the initial population (no environmental selection in its tell); generation 1 "
@@ -344,43 +272,86 @@ def report(results, args, seconds_total, load):
         "overlap the evaluations, so they are not in rank 0's seconds, but they take the GIL from rank 0's own "
         "evaluation.",
         "",
-        f"Whole benchmark: {seconds_total:.1f} s.",
+        run.tail(),
     ]
-    return "\n".join(lines) + "\n", rows_json
+    return "\n".join(lines) + "\n", targets
+
+
+def summary(results, args):
+    """The summary table (one row per run: early and late medians) and the target rows."""
+    lines = harness.table(
+        "run", "generations>", "rank-0 ms: early / late>", "share: early / late>", "tell ms: early / late>",
+        "checkpoint ms: early / late>", "journal rewrite ms: early / late>", "run file MB: early / late>",
+        "generator state KiB>", "journal lines written during evaluations, ms (median)>")
+    targets = []
+    for result in results:
+        rows = result["rows"]
+        early, late = window(rows[1:1 + WINDOW]), window(rows[-WINDOW:])
+        early["label"] = f"generations {rows[1]['generation']}-{rows[min(WINDOW, len(rows) - 1)]['generation']}"
+        late["label"] = f"generations {rows[-WINDOW:][0]['generation']}-{rows[-1]['generation']}"
+
+        def pair(key, unit=harness.ms, early=early, late=late):
+            return f"{unit(early[key])} / {unit(late[key])}"
+
+        lines.append(harness.row(
+            label(result), len(rows), pair("rank0"), pair("share", "{:.2%}".format), pair("tell"),
+            pair("checkpoint"), pair("journal_clear"), pair("file_mb", "{:.1f}".format),
+            f"{result['state_bytes'] / 1024:.0f}", harness.ms(statistics.median(r["callbacks"] for r in rows))))
+        if result["population"] != args.population:
+            continue  # cma's default population: reported, no target
+        name = "IBEA" if result["algorithm"] == "ibea" else "CMA-ES"
+        sizing = (f"population = offspring = {result['population']}" if result["algorithm"] == "ibea"
+                  else f"population {result['population']}")
+        for w in (early, late):
+            targets.append(harness.target(
+                f"rank 0's share of an 8 s generation on 1,000 ranks: {name} ({sizing}, d = {DIMENSION}, "
+                f"{OBJECTIVES} objectives), {w['label']} (median; run file {w['file_mb']:.0f} MB; rank 0 "
+                f"{harness.ms(w['rank0'])} ms, of it tell {harness.ms(w['tell'])}, checkpoint "
+                f"{harness.ms(w['checkpoint'])}, journal rewrite {harness.ms(w['journal_clear'])})",
+                f"< {SHARE_TARGET:.0%}", f"{w['share']:.2%}", w["share"] < SHARE_TARGET))
+    return lines, targets
+
+
+def per_generation(result):
+    """The per-generation table of one run (the rows ``picks`` chooses)."""
+    ms = harness.ms
+    lines = ["", f"## {label(result)}: per generation (ms)", "", *harness.table(
+        "generation>", "snapshot (state)>", "ask>", "tell>", "of it indicator matrix>", "write>",
+        "of it checkpoint>", "of it journal rewrite>", "other>", "**rank 0**>", "share of an 8 s generation>",
+        "run file MB>", "journal lines during evaluations>")]
+    for row in picks(result["rows"]):
+        lines.append(harness.row(
+            row["generation"], ms(row["snapshot"]), ms(row["ask"]), ms(row["tell"]),
+            ms(row["indicator"]) if result["algorithm"] == "ibea" else "", ms(row["write"]), ms(row["checkpoint"]),
+            ms(row["journal_clear"]), ms(row["other"]), f"**{ms(row['rank0'])}**", f"{row['share']:.2%}",
+            f"{row['file_mb']:.1f}", ms(row["callbacks"])))
+    return lines
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__, NAME, "5 generations (CI smoke run)")
     parser.add_argument("--generations", type=int, default=100, help="generations of each run (default 100)")
     parser.add_argument("--population", type=int, default=1000,
                         help="IBEA population (= offspring) and CMA-ES population (default 1000)")
-    parser.add_argument("--quick", action="store_true", help="5 generations (CI smoke run)")
-    parser.add_argument("--no-write", action="store_true", help="do not write results/rank0_cost.{md,json}")
-    args = parser.parse_args()
-    if args.quick:
-        args.generations = 5
+    args = harness.parse(parser, quick={"generations": 5})
     if args.generations < 2 or args.population < 2:
         parser.error("--generations and --population must be >= 2")
     logging.getLogger("hpcopt").setLevel(logging.ERROR)  # the loop's per-generation lines
 
-    start, load = time.perf_counter(), os.getloadavg()
+    run = harness.Run(NAME, PACKAGES)
     default_cma = 4 + int(3 * np.log(DIMENSION))  # cma's default popsize
-    runs = [("ibea", args.population), ("cmaes", args.population), ("cmaes", default_cma)]
     results = []
     with tempfile.TemporaryDirectory(prefix="rank0_cost_") as workdir:
-        for algorithm, population in runs:
+        for algorithm, population in [("ibea", args.population), ("cmaes", args.population), ("cmaes", default_cma)]:
             result = measure(algorithm, population, args.generations, workdir)
             results.append(result)
             rows = result["rows"]
-            print(f"{label(result)}: rank 0 {ms(rows[1]['rank0'])} ms at generation 1, {ms(rows[-1]['rank0'])} ms "
-                  f"at generation {rows[-1]['generation']} ({rows[-1]['share']:.2%})", file=sys.stderr)
-    seconds = time.perf_counter() - start
-    text, rows = report(results, args, seconds, load)
-    print(text)
-    if not args.no_write:
-        path = results_json.write("rank0_cost", RESULTS, text, rows, seconds=seconds,
-                                  load=(load[0], os.getloadavg()[0]), packages=("hpcopt", "numpy", "cma", "h5py"))
-        print(f"written to {RESULTS} and {path}", file=sys.stderr)
+            harness.note(f"{label(result)}: rank 0 {harness.ms(rows[1]['rank0'])} ms at generation 1, "
+                         f"{harness.ms(rows[-1]['rank0'])} ms at generation {rows[-1]['generation']} "
+                         f"({rows[-1]['share']:.2%})")
+    run.stop()
+    text, targets = report(run, results, args)
+    run.finish(text, targets, args.no_write)
 
 
 if __name__ == "__main__":

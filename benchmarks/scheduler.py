@@ -40,28 +40,24 @@ scheduler.json) the efficiencies and whether the targets are met, and exits 0 ei
     python benchmarks/scheduler.py --quick    # 4 and 16 ranks, 3 generations (CI smoke run)
 """
 
-import argparse
 import heapq
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import h5py
+import harness
 import numpy as np
 import scheduler_problem
-import targets as results_json
 
 from hpcopt.cli import DISPATCH_ONLY_FROM, DISPATCH_ONLY_FROM_ASYNCHRONOUS, rank0_evaluates
 
+NAME = "scheduler"
+PACKAGES = ("hpcopt", "mpi4py", "mpich", "numpy")
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "scheduler.md"
-BIN = Path(sys.executable).parent
 DIMENSION = 4
 TARGETS = {16: 0.95, 64: 0.90}  # ranks: median efficiency at least
 ASYNC_TARGET = 0.90  # asynchronous mode: utilisation while work remains, at least
@@ -126,11 +122,9 @@ def asynchronous_measures(path, ranks):
     - efficiency: a perfect greedy list scheduler's makespan on the same times in id
       order / the measured makespan (first start to last end).
     """
+    ids, seconds, ends = harness.generations(path, "id", "eval_seconds", "finished_time")
     with h5py.File(path, "r") as f:
         groups = [f["generations"][name] for name in sorted(f["generations"])]
-        ids = np.concatenate([g["id"][()] for g in groups])
-        seconds = np.concatenate([g["eval_seconds"][()] for g in groups])
-        ends = np.concatenate([g["finished_time"][()] for g in groups])
         begin = float(groups[0].attrs["start_time"])
         batches = len(groups)
     starts = ends - seconds
@@ -191,7 +185,8 @@ class CpuSampler:
 # ---------------------------------------------------------------- one run
 
 
-def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0, asynchronous=False, rank0="auto"):
+def run_one(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0, asynchronous=False,
+            rank0="auto"):
     """``mpiexec -n ranks hpcopt run`` of the sleeping problem; returns a result dict.
 
     rank0_chunk > 0: rank 0 computes instead of sleeping, holding the GIL in chunks of
@@ -212,16 +207,12 @@ def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0, a
                       "generations": generations, "seed": 1, **({"asynchronous": True} if asynchronous else {})},
     }
     label = f"{ranks}_{'rank0' if rank0_chunk else 'sleep'}{'_async' if asynchronous else ''}_{rank0}"
-    config_path = Path(workdir) / f"scheduler_{label}.json"
-    config_path.write_text(json.dumps(config, indent=1), encoding="utf-8")
+    config_path = harness.write_json(Path(workdir) / f"scheduler_{label}.json", config)
     runfile = Path(workdir) / f"scheduler_{label}.h5"
-    command = [str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "hpcopt"), "run", str(config_path),
-               "-o", str(runfile), "-q", "--rank0", rank0]
     mode = {"rank0": rank0, "rank0_evaluates": rank0_evaluates(rank0, ranks, asynchronous)}
-    start = time.perf_counter()
-    with CpuSampler() as cpu:
-        done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    with harness.Timer() as timer, CpuSampler() as cpu:
+        done = harness.hpcopt(["run", config_path, "-o", runfile, "-q", "--rank0", rank0], ranks, check=False)
+    wall = timer.seconds
     if done.returncode != 0:
         return {"ranks": ranks, "rank0_chunk": rank0_chunk, "asynchronous": asynchronous, **mode,
                 "error": f"exit {done.returncode}: {done.stderr.strip()[-2000:]}"}
@@ -250,15 +241,15 @@ def run(ranks, per_rank, generations, median, sigma, workdir, rank0_chunk=0.0, a
 
 
 def summarise(result):
-    effs = [row["efficiency"] for row in result["rows"]]
+    rows = result["rows"]
     return {
-        "median": statistics.median(effs), "min": min(effs),
-        "utilisation": statistics.median(row["utilisation"] for row in result["rows"]),
-        "static": statistics.median(row["static_efficiency"] for row in result["rows"]),
-        "static_min": min(row["static_efficiency"] for row in result["rows"]),
-        "overhead": statistics.median(row["wall"] - row["greedy"] for row in result["rows"]),
-        "per_evaluation": statistics.median((row["wall"] - row["greedy"]) / row["n"] for row in result["rows"]),
-        "gap": statistics.median([row["gap"] for row in result["rows"] if row["gap"] is not None] or [float("nan")]),
+        "median": harness.median(rows, "efficiency"), "min": min(row["efficiency"] for row in rows),
+        "utilisation": harness.median(rows, "utilisation"),
+        "static": harness.median(rows, "static_efficiency"),
+        "static_min": min(row["static_efficiency"] for row in rows),
+        "overhead": statistics.median(row["wall"] - row["greedy"] for row in rows),
+        "per_evaluation": statistics.median((row["wall"] - row["greedy"]) / row["n"] for row in rows),
+        "gap": statistics.median([row["gap"] for row in rows if row["gap"] is not None] or [float("nan")]),
     }
 
 
@@ -294,30 +285,26 @@ def asynchronous_section(results, generational):
              "the end's drain included. Efficiency: a perfect greedy list scheduler's makespan on the same "
              "times in id order / the measured makespan. Generational whole-run utilisation: the runs above, "
              "same N and rank-0 role.", "",
-             "| ranks | rank 0 | evaluations | batches | **utilisation while work remains** | whole-run utilisation "
-             "| whole-run efficiency | drain at the end s | generational whole-run utilisation | CPUs busy |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             *harness.table("ranks>", "rank 0", "evaluations>", "batches>", "**utilisation while work remains**>",
+                            "whole-run utilisation>", "whole-run efficiency>", "drain at the end s>",
+                            "generational whole-run utilisation>", "CPUs busy>")]
     rows = []
     for result in results:
         if "error" in result:
-            lines.append(f"| {result['ranks']} | {role(result)} | failed: {result['error']} |" + " |" * 7)
+            lines.append(harness.row(result["ranks"], role(result), f"failed: {result['error']}", *[""] * 7))
             continue
         twin = next((r for r in generational if r["ranks"] == result["ranks"] and "error" not in r
                      and r["rank0_chunk"] == result["rank0_chunk"]), None)
-        lines.append(
-            f"| {result['ranks']} | {role(result)} | {result['evaluations']} | {result['batches']} "
-            f"| **{result['utilisation_working']:.3f}** | {result['run_utilisation']:.3f} "
-            f"| {result['run_efficiency']:.3f} | {result['drain']:.2f} "
-            f"| {twin['run_utilisation']:.3f} | {result['cpu'].busy(result['first'], result['last']):.0%} |"
-            if twin else
-            f"| {result['ranks']} | {role(result)} | {result['evaluations']} | {result['batches']} "
-            f"| **{result['utilisation_working']:.3f}** | {result['run_utilisation']:.3f} "
-            f"| {result['run_efficiency']:.3f} | {result['drain']:.2f} | - "
-            f"| {result['cpu'].busy(result['first'], result['last']):.0%} |")
+        lines.append(harness.row(
+            result["ranks"], role(result), result["evaluations"], result["batches"],
+            f"**{result['utilisation_working']:.3f}**", f"{result['run_utilisation']:.3f}",
+            f"{result['run_efficiency']:.3f}", f"{result['drain']:.2f}",
+            f"{twin['run_utilisation']:.3f}" if twin else "-",
+            f"{result['cpu'].busy(result['first'], result['last']):.0%}"))
         if result["rank0_chunk"]:
             continue
         met = result["utilisation_working"] >= ASYNC_TARGET
-        rows.append(results_json.target(
+        rows.append(harness.target(
             f"asynchronous mode: rank utilisation while work remains, {result['ranks']} ranks, evaluations "
             f"sleeping, rank 0 {role(result)} "
             f"({result['evaluations']} evaluations; whole run with the final drain "
@@ -327,17 +314,10 @@ def asynchronous_section(results, generational):
     return lines, rows
 
 
-def report(results, args, seconds_total, load, asynchronous=()):
-    now = results_json.now()
+def report(run, results, args, asynchronous=()):
+    """The markdown report and its target rows. results: the generational runs; asynchronous: the others."""
     lines = [
-        "# Scheduler efficiency at scale",
-        "",
-        f"- Command: `{results_json.command()}`",
-        f"- Date (UTC): {now:%Y-%m-%d %H:%M:%S}",
-        f"- Machine: {results_json.machine()}",
-        "- Versions: " + ", ".join(f"{k} {v}" for k, v in results_json.versions("hpcopt", "mpi4py", "mpich",
-                                                                                  "numpy").items()),
-        f"- Load average (1 min) at the start and end: {load[0]:.2f}, {os.getloadavg()[0]:.2f}",
+        *run.header("Scheduler efficiency at scale"),
         f"- Problem: benchmarks/scheduler_problem.py, {DIMENSION} free parameters; every evaluation sleeps a "
         f"lognormal time, median {args.median} s, sigma {args.sigma}, fixed per individual (hash of its values)",
         f"- Runs: `mpiexec -n N hpcopt run CONFIG -o RUN.h5 -q`, IBEA, population = offspring = "
@@ -349,65 +329,93 @@ def report(results, args, seconds_total, load, asynchronous=()):
         "",
         "## Summary (over generations)",
         "",
-        "| ranks | rank 0 | population | generations | efficiency median | efficiency min | utilisation median "
-        "| static-block efficiency median (min) | overhead per generation s (median) | of it per evaluation ms "
-        "| gap between generations s "
-        "| whole-run efficiency | CPUs busy during generations | sleep overshoot median / max ms | start-up s |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *summary_table(results),
     ]
+    more, rows = targets_section(results)
+    lines += more + per_generation_table(results) + notes()
+    if asynchronous:
+        more, async_rows = asynchronous_section(asynchronous, results)
+        lines += more + [""]
+        rows += async_rows
+    lines.append(run.tail())
+    return "\n".join(lines) + "\n", rows
+
+
+def summary_table(results):
+    """One row per generational run: its medians over generations."""
+    lines = harness.table(
+        "ranks>", "rank 0", "population>", "generations>", "efficiency median>", "efficiency min>",
+        "utilisation median>", "static-block efficiency median (min)>", "overhead per generation s (median)>",
+        "of it per evaluation ms>", "gap between generations s>", "whole-run efficiency>",
+        "CPUs busy during generations>", "sleep overshoot median / max ms>", "start-up s>")
     for result in results:
         if "error" in result:
-            lines.append(f"| {result['ranks']} | {role(result)} | failed: {result['error']} |" + " |" * 12)
+            lines.append(harness.row(result["ranks"], role(result), f"failed: {result['error']}", *[""] * 12))
             continue
         s = summarise(result)
-        lines.append(
-            f"| {result['ranks']} | {role(result)} | {result['population']} | {len(result['rows'])} "
-            f"| **{s['median']:.3f}** "
-            f"| {s['min']:.3f} | {s['utilisation']:.3f} | {s['static']:.3f} ({s['static_min']:.3f}) "
-            f"| {s['overhead']:.3f} | {1000 * s['per_evaluation']:.2f} | {s['gap']:.3f} "
-            f"| {result['run_efficiency']:.3f} | {result['cpu_busy']:.0%} "
-            f"| {1000 * result['overshoot_median']:.2f} / {1000 * result['overshoot_max']:.1f} "
-            f"| {result['startup']:.1f} |")
-    lines += ["", "Targets (median efficiency over generations; the issue defines them on the runs where every "
-              "rank sleeps; the same thresholds are applied to the rank-0-computes runs, for information):", ""]
+        lines.append(harness.row(
+            result["ranks"], role(result), result["population"], len(result["rows"]), f"**{s['median']:.3f}**",
+            f"{s['min']:.3f}", f"{s['utilisation']:.3f}", f"{s['static']:.3f} ({s['static_min']:.3f})",
+            f"{s['overhead']:.3f}", f"{1000 * s['per_evaluation']:.2f}", f"{s['gap']:.3f}",
+            f"{result['run_efficiency']:.3f}", f"{result['cpu_busy']:.0%}",
+            f"{1000 * result['overshoot_median']:.2f} / {1000 * result['overshoot_max']:.1f}",
+            f"{result['startup']:.1f}"))
+    return lines
+
+
+def scenario(result):
+    """What a targeted run was: every rank sleeping, or a cell-model run (rank 0 computes or only dispatches)."""
+    if not result["rank0_chunk"]:
+        return ", every rank sleeping" + ("" if result["rank0_evaluates"] else " (rank 0 only dispatches)")
+    if result["rank0_evaluates"]:
+        return (f", a cell-model run: rank 0's evaluations compute, GIL held {1000 * result['rank0_chunk']:g} "
+                "ms at a time, as NEURON does (the issue's target applied to it)")
+    return (f", a cell-model run: rank 0 only dispatches (the default from {DISPATCH_ONLY_FROM} "
+            "ranks; the issue's target applied to it)")
+
+
+def targets_section(results):
+    """Markdown lines and target rows of the generational runs with a target (sizes in TARGETS, --rank0 auto)."""
+    lines = ["", "Targets (median efficiency over generations; the issue defines them on the runs where every "
+             "rank sleeps; the same thresholds are applied to the rank-0-computes runs, for information):", ""]
     rows = []
     for result in sorted(results, key=lambda r: bool(r["rank0_chunk"])):
         if result["ranks"] not in TARGETS or result["rank0"] != "auto":
             continue
-        goal = TARGETS[result["ranks"]]
-        if not result["rank0_chunk"]:
-            scenario = ", every rank sleeping" + ("" if result["rank0_evaluates"] else " (rank 0 only dispatches)")
-        elif result["rank0_evaluates"]:
-            scenario = (f", a cell-model run: rank 0's evaluations compute, GIL held {1000 * result['rank0_chunk']:g} "
-                        "ms at a time, as NEURON does (the issue's target applied to it)")
-        else:
-            scenario = (f", a cell-model run: rank 0 only dispatches (the default from {DISPATCH_ONLY_FROM} "
-                        "ranks; the issue's target applied to it)")
+        goal, what = TARGETS[result["ranks"]], f"{result['ranks']} ranks{scenario(result)}"
         if "error" in result:
-            rows.append(results_json.target(f"scheduler efficiency, {result['ranks']} ranks{scenario} (median over "
-                                            "generations)", f">= {goal}", "run failed", False))
+            rows.append(harness.target(f"scheduler efficiency, {what} (median over generations)", f">= {goal}",
+                                       "run failed", False))
             continue
         s = summarise(result)
         met = s["median"] >= goal
-        lines.append(f"- {result['ranks']} ranks{scenario}: {s['median']:.3f} >= {goal}: "
-                     f"**{'met' if met else 'NOT met'}** (min over generations {s['min']:.3f})")
-        rows.append(results_json.target(
-            f"scheduler efficiency, {result['ranks']} ranks{scenario} (median over {len(result['rows'])} "
+        lines.append(f"- {what}: {s['median']:.3f} >= {goal}: **{harness.verdict(met)}** "
+                     f"(min over generations {s['min']:.3f})")
+        rows.append(harness.target(
+            f"scheduler efficiency, {what} (median over {len(result['rows'])} "
             f"generations; min {s['min']:.3f}; {1000 * s['per_evaluation']:.1f} ms lost per evaluation)",
             f">= {goal}", f"{s['median']:.3f}", met))
-    lines += ["", "## Per generation", "",
-              "| ranks | rank 0 | generation | individuals | ranks used | generation s | greedy s | static-block s "
-              "| sum of evaluations s | longest s | efficiency | utilisation | static efficiency | gap to next s |",
-              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    return lines, rows
+
+
+def per_generation_table(results):
+    lines = ["", "## Per generation", "", *harness.table(
+        "ranks>", "rank 0", "generation>", "individuals>", "ranks used>", "generation s>", "greedy s>",
+        "static-block s>", "sum of evaluations s>", "longest s>", "efficiency>", "utilisation>",
+        "static efficiency>", "gap to next s>")]
     for result in results:
         for row in result.get("rows", []):
-            gap = "" if row["gap"] is None else f"{row['gap']:.3f}"
-            lines.append(
-                f"| {result['ranks']} | {role(result)} | {row['generation']} | {row['n']} | {row['ranks_used']} "
-                f"| {row['wall']:.3f} "
-                f"| {row['greedy']:.3f} | {row['block']:.3f} | {row['sum']:.2f} | {row['longest']:.3f} "
-                f"| {row['efficiency']:.3f} | {row['utilisation']:.3f} | {row['static_efficiency']:.3f} | {gap} |")
-    lines += [
+            lines.append(harness.row(
+                result["ranks"], role(result), row["generation"], row["n"], row["ranks_used"], f"{row['wall']:.3f}",
+                f"{row['greedy']:.3f}", f"{row['block']:.3f}", f"{row['sum']:.2f}", f"{row['longest']:.3f}",
+                f"{row['efficiency']:.3f}", f"{row['utilisation']:.3f}", f"{row['static_efficiency']:.3f}",
+                "" if row["gap"] is None else f"{row['gap']:.3f}"))
+    return lines
+
+
+def notes():
+    """The report's explanations of rank 0's roles and of the columns."""
+    return [
         "",
         "Rank 0 *sleeps*: every rank sleeps (the targets are judged on these runs). Rank 0 *computes*: "
         "rank 0's own evaluations compute for the same time while holding Python's GIL in chunks, as a "
@@ -428,16 +436,11 @@ def report(results, args, seconds_total, load, asynchronous=()):
         "creating the run file).",
         "",
     ]
-    if asynchronous:
-        more, async_rows = asynchronous_section(asynchronous, results)
-        lines += more + [""]
-        rows += async_rows
-    lines.append(f"Whole benchmark: {seconds_total:.1f} s.")
-    return "\n".join(lines) + "\n", rows
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments():
+    parser = harness.parser(__doc__, NAME, "4 and 16 ranks (rank 0 computing: 16; asynchronous: 16), "
+                            "3 generations (CI smoke run)")
     parser.add_argument("--ranks", default="4,16,64", help="comma-separated rank counts (default 4,16,64)")
     parser.add_argument("--per-rank", type=int, default=4,
                         help="population = PER_RANK x ranks (default 4)")
@@ -455,46 +458,51 @@ def main():
                         help="rank counts of the asynchronous-mode runs with rank 0 computing (default 16)")
     parser.add_argument("--rank0-forced-ranks", default="64",
                         help="rank counts of extra rank-0-computes runs with --rank0 evaluate, no target (default 64)")
-    parser.add_argument("--quick", action="store_true",
-                        help="4 and 16 ranks (rank 0 computing: 16; asynchronous: 16), 3 generations (CI smoke run)")
-    parser.add_argument("--no-write", action="store_true", help="do not write results/scheduler.{md,json}")
-    args = parser.parse_args()
-    if args.quick:
-        args.ranks, args.rank0_ranks, args.generations = "4,16", "16", 3
-        args.async_ranks, args.async_rank0_ranks, args.rank0_forced_ranks = "16", "", ""
+    args = harness.parse(parser, quick={"ranks": "4,16", "rank0_ranks": "16", "generations": 3, "async_ranks": "16",
+                                        "async_rank0_ranks": "", "rank0_forced_ranks": ""})
     try:
-        sizes = [int(n) for n in args.ranks.split(",")]
-        rank0_sizes = [int(n) for n in args.rank0_ranks.split(",")] if args.rank0_chunk > 0 else []
-        async_sizes = [int(n) for n in args.async_ranks.split(",") if n]
-        forced_sizes = [int(n) for n in args.rank0_forced_ranks.split(",") if n] if args.rank0_chunk > 0 else []
-        async_rank0_sizes = [int(n) for n in args.async_rank0_ranks.split(",") if n] if args.rank0_chunk > 0 else []
+        runs = runs_of(args)
     except ValueError:
         parser.error(f"--ranks, --rank0-ranks: expected comma-separated integers, found {args.ranks!r}, "
                      f"{args.rank0_ranks!r}")
-    if min(sizes) < 1 or args.per_rank < 1 or args.generations < 1 or args.median <= 0 or args.sigma < 0:
+    smallest = min(n for n, chunk, _, asynchronous in runs if not (chunk or asynchronous))  # of --ranks
+    if smallest < 1 or args.per_rank < 1 or args.generations < 1 or args.median <= 0 or args.sigma < 0:
         parser.error("ranks, --per-rank and --generations must be >= 1, --median > 0, --sigma >= 0")
+    return args, runs
 
-    start, load = time.perf_counter(), os.getloadavg()
+
+def runs_of(args):
+    """[(ranks, rank 0's GIL chunk, --rank0, asynchronous)] of every run the arguments ask for (the
+    rank-0-computes ones only with a chunk > 0); ValueError if a list is not comma-separated integers."""
+    chunk = args.rank0_chunk
+
+    def sizes(text, strict=False, computes=False):
+        if computes and chunk <= 0:
+            return []
+        return [int(n) for n in text.split(",") if strict or n]
+
+    return ([(n, 0.0, "auto", False) for n in sizes(args.ranks, strict=True)]
+            + [(n, chunk, "auto", False) for n in sizes(args.rank0_ranks, strict=True, computes=True)]
+            + [(n, chunk, "evaluate", False) for n in sizes(args.rank0_forced_ranks, computes=True)]
+            + [(n, 0.0, "auto", True) for n in sizes(args.async_ranks)]
+            + [(n, chunk, "auto", True) for n in sizes(args.async_rank0_ranks, computes=True)])
+
+
+def main():
+    args, runs = arguments()
+    run = harness.Run(NAME, PACKAGES)
     results, async_results = [], []
     with tempfile.TemporaryDirectory(prefix="scheduler_bench_") as workdir:
-        runs = ([(n, 0.0, "auto", False) for n in sizes] + [(n, args.rank0_chunk, "auto", False) for n in rank0_sizes]
-                + [(n, args.rank0_chunk, "evaluate", False) for n in forced_sizes]
-                + [(n, 0.0, "auto", True) for n in async_sizes]
-                + [(n, args.rank0_chunk, "auto", True) for n in async_rank0_sizes])
         for ranks, chunk, rank0, asynchronous in runs:
-            result = run(ranks, args.per_rank, args.generations, args.median, args.sigma, workdir, chunk,
-                         asynchronous=asynchronous, rank0=rank0)
+            result = run_one(ranks, args.per_rank, args.generations, args.median, args.sigma, workdir, chunk,
+                             asynchronous=asynchronous, rank0=rank0)
             (async_results if asynchronous else results).append(result)
             head = f"{'asynchronous, ' if asynchronous else ''}{ranks} ranks, rank 0 {role(result)}"
             tail = result["error"] if "error" in result else f"{outcome(result)} ({result['wall']:.1f} s)"
-            print(f"{head}: {tail}", file=sys.stderr)
-    seconds = time.perf_counter() - start
-    text, rows = report(results, args, seconds, load, async_results)
-    print(text)
-    if not args.no_write:
-        path = results_json.write("scheduler", RESULTS, text, rows, seconds=seconds, load=(load[0], os.getloadavg()[0]),
-                                  packages=("hpcopt", "mpi4py", "mpich", "numpy"))
-        print(f"written to {RESULTS} and {path}", file=sys.stderr)
+            harness.note(f"{head}: {tail}")
+    run.stop()
+    text, rows = report(run, results, args, async_results)
+    run.finish(text, rows, args.no_write)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 One table of every target (what, target, measured, met?, the detailed report), then each
 benchmark's command, machine, date and duration. Nothing is typed by hand: every figure
-comes from the JSON a benchmark wrote in one run (see benchmarks/targets.py).
+comes from the JSON a benchmark wrote in one run (see benchmarks/harness.py).
 
     python benchmarks/summary.py              # writes benchmarks/RESULTS.md and README.md's table
     python benchmarks/summary.py --no-write   # prints it only
@@ -13,8 +13,9 @@ import json
 import sys
 from pathlib import Path
 
+from harness import RESULTS, cell, row, table
+
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 OUTPUT = HERE / "RESULTS.md"
 README = HERE.parent / "README.md"
 README_BEGIN, README_END = "<!-- benchmarks: begin -->", "<!-- benchmarks: end -->"
@@ -39,24 +40,18 @@ def load(directory=RESULTS):
     return sorted(out, key=lambda item: item[1]["benchmark"])
 
 
-def cell(text):
-    """Text safe inside a markdown table cell."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def targets_table(results, prefix=""):
     """Markdown lines: the count of targets met, then one table row per target (links
     relative to benchmarks/, or to ``prefix`` + that)."""
     rows = [(data, t) for _, data in results for t in data["targets"]]
     met = sum(1 for _, t in rows if t["met"])
     lines = [f"**{met} of {len(rows)} targets met.**", "",
-             "| benchmark | what | target | measured | met? | details |",
-             "|---|---|---|---|---|---|"]
+             *table("benchmark", "what", "target", "measured", "met?", "details")]
     for data, t in rows:
         report = data.get("report")
         link = f"[{report}]({prefix}results/{report})" if report else ""
-        lines.append(f"| {cell(data['benchmark'])} | {cell(t['what'])} | {cell(t['target'])} | {cell(t['measured'])} "
-                     f"| {'yes' if t['met'] else '**NO**'} | {link} |")
+        lines.append(row(cell(data["benchmark"]), cell(t["what"]), cell(t["target"]), cell(t["measured"]),
+                         "yes" if t["met"] else "**NO**", link))
     return lines
 
 
@@ -95,14 +90,12 @@ def render(results):
         *targets_table(results),
     ]
     lines += ["", "## Runs", "",
-              "| benchmark | command | date (UTC) | duration s | load average (start, end) | machine |",
-              "|---|---|---|---:|---|---|"]
+              *table("benchmark", "command", "date (UTC)", "duration s>", "load average (start, end)", "machine")]
     for _, data in results:
         load = data.get("load")
-        lines.append(
-            f"| {cell(data['benchmark'])} | `{cell(data['command'])}` | {cell(data['date'])} "
-            f"| {'' if data.get('seconds') is None else data['seconds']} "
-            f"| {'' if not load else ', '.join(str(v) for v in load)} | {cell(data['machine'])} |")
+        lines.append(row(cell(data["benchmark"]), f"`{cell(data['command'])}`", cell(data["date"]),
+                         "" if data.get("seconds") is None else data["seconds"],
+                         "" if not load else ", ".join(str(v) for v in load), cell(data["machine"])))
     versions = {}
     for _, data in results:
         for package, version in (data.get("versions") or {}).items():

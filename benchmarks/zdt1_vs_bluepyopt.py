@@ -18,27 +18,17 @@ and exits 0 whether or not the target is met.
     python benchmarks/zdt1_vs_bluepyopt.py --quick    # 2 seeds (CI smoke test)
 """
 
-import argparse
-import datetime
-import json
 import math
-import os
-import platform
-import shlex
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
-from importlib import metadata
-from pathlib import Path
 
 import h5py
+import harness
 import numpy as np
-import targets
 
 from hpcopt.testfunctions import zdt1
 
+NAME = "zdt1_hypervolume"
+PACKAGES = ("hpcopt", "bluepyopt", "deap", "numpy")
 DIMENSION = 10
 NAMES = tuple(f"x{i}" for i in range(DIMENSION))
 OBJECTIVES = ("f1", "f2")
@@ -46,7 +36,6 @@ REFERENCE = (1.1, 1.1)
 # Hypervolume of ZDT1's true Pareto front f2 = 1 - sqrt(f1), f1 in [0, 1], for REFERENCE:
 # the box 1.1 x 1.1 minus the area 1/3 under the front.
 FRONT_HYPERVOLUME = REFERENCE[0] * REFERENCE[1] - 1 / 3
-RESULTS = Path(__file__).resolve().parent / "results" / "zdt1_hypervolume.md"
 
 
 def hypervolume_2d(F, reference=REFERENCE):
@@ -69,15 +58,6 @@ def hypervolume_2d(F, reference=REFERENCE):
 # ---------------------------------------------------------------- hpcopt
 
 
-def hpcopt_command(config, runfile, ranks):
-    """The command line of one hpcopt run: the venv's hpcopt, under its mpiexec if ranks > 1."""
-    bin_dir = Path(sys.executable).parent
-    command = [str(bin_dir / "hpcopt"), "run", str(config), "-o", str(runfile), "-q"]
-    if ranks > 1:
-        command = [str(bin_dir / "mpiexec"), "-n", str(ranks), *command]
-    return command
-
-
 def run_hpcopt(seed, population, generations, ranks, workdir):
     """One hpcopt IBEA run on ZDT1 through the command line.
 
@@ -98,62 +78,16 @@ def run_hpcopt(seed, population, generations, ranks, workdir):
             "seed": seed,
         },
     }
-    config_path = Path(workdir) / f"zdt1_seed{seed}.json"
-    runfile = Path(workdir) / f"zdt1_seed{seed}.h5"
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    start = time.perf_counter()
-    command = hpcopt_command(config_path, runfile, ranks)
-    done = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"hpcopt run failed (exit {done.returncode}):\n{done.stderr}")
+    runfile, seconds = harness.hpcopt_run(config, workdir, f"zdt1_seed{seed}", ranks if ranks > 1 else None)
     with h5py.File(runfile, "r") as f:
         names = [str(name) for name in f.attrs["objective_names"]]
-        if names != list(OBJECTIVES):
-            raise RuntimeError(f"run file objectives are {names}, expected {list(OBJECTIVES)}")
-        groups = f["generations"]
-        F = np.concatenate([groups[name]["objectives"][()] for name in sorted(groups)])
+    if names != list(OBJECTIVES):
+        raise RuntimeError(f"run file objectives are {names}, expected {list(OBJECTIVES)}")
+    F, = harness.generations(runfile, "objectives")
     return F, seconds
 
 
 # ---------------------------------------------------------------- BluePyOpt
-
-
-def bluepyopt_evaluator():
-    """A BluePyOpt evaluator of ZDT1 that records every objective vector it computes.
-
-    The class is built here so that BluePyOpt is imported only when it runs.
-    """
-    import bluepyopt.evaluators
-    import bluepyopt.objectives
-    import bluepyopt.parameters
-
-    class ZDT1Evaluator(bluepyopt.evaluators.Evaluator):
-        """ZDT1 on x0..x9 in [0, 1]; ``evaluated`` lists the objectives of every call."""
-
-        def __init__(self):
-            super().__init__(
-                objectives=[bluepyopt.objectives.Objective(name) for name in OBJECTIVES],
-                params=[bluepyopt.parameters.Parameter(name, bounds=[0.0, 1.0]) for name in NAMES],
-            )
-            self.evaluated = []
-
-        def evaluate_with_dicts(self, param_dict):
-            """{objective: value} of {parameter: value}; every call is recorded."""
-            objectives = zdt1({name: param_dict[name] for name in NAMES})
-            self.evaluated.append([objectives[name] for name in OBJECTIVES])
-            return objectives
-
-        def evaluate_with_lists(self, param_list):
-            """Objective values (list, OBJECTIVES order) of the parameter values (list)."""
-            objectives = self.evaluate_with_dicts(dict(zip(NAMES, param_list)))
-            return [objectives[name] for name in OBJECTIVES]
-
-        def init_simulator_and_evaluate_with_lists(self, param_list):
-            """What DEAPOptimisation registers as its evaluation function."""
-            return self.evaluate_with_lists(param_list)
-
-    return ZDT1Evaluator()
 
 
 def bluepyopt_generations(budget, population):
@@ -174,34 +108,35 @@ def run_bluepyopt(seed, population, max_ngen):
     """
     import bluepyopt.deapext.optimisations
 
-    evaluator = bluepyopt_evaluator()
-    start = time.perf_counter()
-    optimisation = bluepyopt.deapext.optimisations.IBEADEAPOptimisation(
-        evaluator=evaluator, offspring_size=population, seed=seed
-    )
-    optimisation.run(max_ngen=max_ngen)
-    seconds = time.perf_counter() - start
-    return np.array(evaluator.evaluated, dtype=np.float64), seconds
+    evaluated = []
+
+    def evaluate(param_list):
+        objectives = zdt1(dict(zip(NAMES, param_list)))
+        evaluated.append([objectives[name] for name in OBJECTIVES])
+        return list(evaluated[-1])
+
+    evaluator = harness.bluepyopt_evaluator(OBJECTIVES, [(name, 0.0, 1.0) for name in NAMES], evaluate)
+    with harness.Timer() as timer:
+        optimisation = bluepyopt.deapext.optimisations.IBEADEAPOptimisation(
+            evaluator=evaluator, offspring_size=population, seed=seed
+        )
+        optimisation.run(max_ngen=max_ngen)
+    return np.array(evaluated, dtype=np.float64), timer.seconds
 
 
 # ---------------------------------------------------------------- report
 
 
-def versions():
-    """{package: installed version} of the packages the result depends on."""
-    packages = ("hpcopt", "bluepyopt", "deap", "numpy")
-    return {package: metadata.version(package) for package in packages}
-
-
-def report(rows, args, max_ngen, seconds_total):
-    """The markdown report: settings, one table row per seed, medians, ratio and verdict.
+def report(run, rows, args, max_ngen):
+    """The markdown report: settings, one table row per seed, medians, ratio and verdict; and the
+    target row.
 
     rows: dicts with seed, hv_hpcopt, hv_bluepyopt, n_hpcopt, n_bluepyopt, s_hpcopt,
     s_bluepyopt (hypervolumes, evaluation counts, wall seconds).
     """
     generations = args.budget // args.population
-    median_hpcopt = statistics.median(row["hv_hpcopt"] for row in rows)
-    median_bluepyopt = statistics.median(row["hv_bluepyopt"] for row in rows)
+    median_hpcopt = harness.median(rows, "hv_hpcopt")
+    median_bluepyopt = harness.median(rows, "hv_bluepyopt")
     ratio = median_hpcopt / median_bluepyopt
     counts = sorted({row["n_bluepyopt"] for row in rows})
     if counts == [args.budget]:
@@ -212,18 +147,11 @@ def report(rows, args, max_ngen, seconds_total):
             f"it got {', '.join(map(str, counts))} evaluations "
             f"(the nearest count >= {args.budget}); hpcopt got exactly {args.budget}."
         )
-    now = datetime.datetime.now(datetime.timezone.utc)
-    hpcopt_line = shlex.join(["hpcopt", "run", "CONFIG", "-o", "RUN.h5", "-q"])
+    hpcopt_line = "hpcopt run CONFIG -o RUN.h5 -q"
     if args.ranks > 1:
         hpcopt_line = f"mpiexec -n {args.ranks} {hpcopt_line}"
     lines = [
-        "# IBEA on ZDT1: hypervolume, hpcopt vs BluePyOpt",
-        "",
-        f"- Command: `{shlex.join([os.path.relpath(sys.executable), *sys.argv])}`",
-        f"- Date (UTC): {now:%Y-%m-%d %H:%M:%S}",
-        f"- Machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}",
-        "- Versions: " + ", ".join(f"{name} {version}" for name, version in versions().items()),
+        *run.header("IBEA on ZDT1: hypervolume, hpcopt vs BluePyOpt"),
         f"- Problem: ZDT1, {DIMENSION} variables in [0, 1], objectives f1, f2; "
         f"budget {args.budget} evaluations; seeds {', '.join(str(row['seed']) for row in rows)}",
         f"- hpcopt: `{hpcopt_line}`, ibea, population {args.population}, "
@@ -236,38 +164,33 @@ def report(rows, args, max_ngen, seconds_total):
         "- Hypervolume: exact 2-D, of the non-dominated set of all evaluated points, "
         f"reference point {REFERENCE}; the true Pareto front has {FRONT_HYPERVOLUME:.4f}",
         "",
-        "| seed | hpcopt HV | BluePyOpt HV | hpcopt evaluations | BluePyOpt evaluations "
-        "| hpcopt wall s | BluePyOpt wall s |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        *harness.table("seed>", "hpcopt HV>", "BluePyOpt HV>", "hpcopt evaluations>", "BluePyOpt evaluations>",
+                       "hpcopt wall s>", "BluePyOpt wall s>"),
     ]
     for row in rows:
-        lines.append(
-            f"| {row['seed']} | {row['hv_hpcopt']:.4f} | {row['hv_bluepyopt']:.4f} "
-            f"| {row['n_hpcopt']} | {row['n_bluepyopt']} "
-            f"| {row['s_hpcopt']:.2f} | {row['s_bluepyopt']:.2f} |"
-        )
+        lines.append(harness.row(row["seed"], f"{row['hv_hpcopt']:.4f}", f"{row['hv_bluepyopt']:.4f}",
+                                 row["n_hpcopt"], row["n_bluepyopt"],
+                                 f"{row['s_hpcopt']:.2f}", f"{row['s_bluepyopt']:.2f}"))
     lines += [
-        f"| **median** | **{median_hpcopt:.4f}** | **{median_bluepyopt:.4f}** | | | "
-        f"{statistics.median(row['s_hpcopt'] for row in rows):.2f} "
-        f"| {statistics.median(row['s_bluepyopt'] for row in rows):.2f} |",
+        harness.row("**median**", f"**{median_hpcopt:.4f}**", f"**{median_bluepyopt:.4f}**", "", "",
+                    f"{harness.median(rows, 's_hpcopt'):.2f}", f"{harness.median(rows, 's_bluepyopt'):.2f}"),
         "",
         f"Ratio of medians, hpcopt / BluePyOpt: **{ratio:.4f}**. "
-        f"Target (ratio >= 1.0): **{'met' if ratio >= 1.0 else 'NOT met'}**.",
+        f"Target (ratio >= 1.0): **{harness.verdict(ratio >= 1.0)}**.",
         "",
         budget_note,
         "",
         "Wall times are information only: hpcopt's include starting the `hpcopt` process "
-        "(and MPI) and writing the HDF5 run file; BluePyOpt runs in this process. "
-        f"Whole benchmark: {seconds_total:.1f} s.",
+        "(and MPI) and writing the HDF5 run file; BluePyOpt runs in this process. " + run.tail(),
     ]
-    return "\n".join(lines) + "\n"
+    target = harness.target(
+        f"IBEA on ZDT1 ({DIMENSION} variables, {args.budget} evaluations), median hypervolume over "
+        f"{len(rows)} seeds, hpcopt / BluePyOpt", ">= 1.0", f"{ratio:.4f}", ratio >= 1.0)
+    return "\n".join(lines) + "\n", [target]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", type=int, default=5, help="number of seeds, 1..N (default 5)")
-    seeds.add_argument("--quick", action="store_true", help="2 seeds, for a smoke test")
+def arguments():
+    parser = harness.parser(__doc__, NAME, "2 seeds, for a smoke test", seeds=5)
     parser.add_argument("--budget", type=int, default=2000,
                         help="evaluations per run (default 2000)")
     parser.add_argument("--population", type=int, default=50,
@@ -275,19 +198,21 @@ def main():
                         "(default 50)")
     parser.add_argument("--ranks", type=int, default=1,
                         help="run hpcopt under mpiexec -n N (default 1)")
-    parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
-    args = parser.parse_args()
-    if args.quick:
-        args.seeds = 2
+    args = harness.parse(parser, quick={"seeds": 2})
     for name in ("seeds", "budget", "population", "ranks"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, found {getattr(args, name)}")
     if args.budget % args.population:
         parser.error(f"--budget {args.budget} must be a multiple of --population {args.population}")
+    return args
+
+
+def main():
+    args = arguments()
     generations = args.budget // args.population
     max_ngen = bluepyopt_generations(args.budget, args.population)
 
-    start, load = time.perf_counter(), os.getloadavg()
+    run = harness.Run(NAME, PACKAGES)
     rows = []
     with tempfile.TemporaryDirectory(prefix="zdt1_bench_") as workdir:
         for seed in range(1, args.seeds + 1):
@@ -309,20 +234,11 @@ def main():
                 "s_hpcopt": s_hpcopt,
                 "s_bluepyopt": s_bluepyopt,
             })
-            print(f"seed {seed}: hpcopt {rows[-1]['hv_hpcopt']:.4f} ({s_hpcopt:.2f} s), "
-                  f"BluePyOpt {rows[-1]['hv_bluepyopt']:.4f} ({s_bluepyopt:.2f} s)",
-                  file=sys.stderr)
-    seconds = time.perf_counter() - start
-    text = report(rows, args, max_ngen, seconds)
-    print(text)
-    if not args.no_write:
-        ratio = (statistics.median(row["hv_hpcopt"] for row in rows)
-                 / statistics.median(row["hv_bluepyopt"] for row in rows))
-        path = targets.write("zdt1_hypervolume", RESULTS, text, [targets.target(
-            f"IBEA on ZDT1 ({DIMENSION} variables, {args.budget} evaluations), median hypervolume over "
-            f"{len(rows)} seeds, hpcopt / BluePyOpt", ">= 1.0", f"{ratio:.4f}", ratio >= 1.0)],
-            seconds=seconds, load=(load[0], os.getloadavg()[0]), packages=("hpcopt", "bluepyopt", "deap", "numpy"))
-        print(f"written to {RESULTS} and {path}", file=sys.stderr)
+            harness.note(f"seed {seed}: hpcopt {rows[-1]['hv_hpcopt']:.4f} ({s_hpcopt:.2f} s), "
+                         f"BluePyOpt {rows[-1]['hv_bluepyopt']:.4f} ({s_bluepyopt:.2f} s)")
+    run.stop()
+    text, targets = report(run, rows, args, max_ngen)
+    run.finish(text, targets, args.no_write)
 
 
 if __name__ == "__main__":
