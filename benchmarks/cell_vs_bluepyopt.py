@@ -63,7 +63,7 @@ class Recorder:
 
     def __init__(self):
         from hpcopt import config as configuration
-        from hpcopt.problem import Problem
+        from hpcopt.problem.space import Problem
 
         raw = json.loads(EXAMPLE.read_text(encoding="utf-8"))
         config = configuration.parse(raw, source=str(EXAMPLE), base_dir=str(EXAMPLE.parent))

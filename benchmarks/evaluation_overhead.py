@@ -143,7 +143,7 @@ def parameter_sets(model, files, n_random):
     The random points are uniform inside the bounds, from a generator seeded with SEED.
     """
     from hpcopt import config as configuration
-    from hpcopt.problem import Problem
+    from hpcopt.problem.space import Problem
 
     problem = Problem(configuration.parse(hpcopt_config(files), source=f"{model} config"))
     if model == "l5pc_like":
@@ -222,8 +222,11 @@ def child_hpcopt(spec, clock):
     import efel
 
     from hpcopt import config as configuration
-    from hpcopt import features, nrn
-    from hpcopt.problem import STATUS_NAMES, Problem
+    from hpcopt.features import scoring as features
+    from hpcopt.neuron import simulation
+    from hpcopt.neuron.cell import Cell
+    from hpcopt.problem.outcome import STATUS_NAMES
+    from hpcopt.problem.space import Problem
 
     problem = Problem(configuration.parse(hpcopt_config(spec["files"]), source=f"{spec['model']} config"))
     start = time.perf_counter()
@@ -241,23 +244,23 @@ def child_hpcopt(spec, clock):
         scores[label] = dict(zip(objectives, map(float, outcome.objectives)))
         status[label] = STATUS_NAMES[outcome.status] + (f" ({outcome.error})" if outcome.error else "")
 
-    integrate = clock.patch(nrn.Cell, "_integrate", "integration")
-    clock.patch(nrn.Cell, "run", "cell_run")
-    clock.patch(nrn.Cell, "set_parameters", "set_parameters")
+    integrate = clock.patch(simulation, "integrate", "integration")
+    clock.patch(Cell, "run", "cell_run")
+    clock.patch(Cell, "set_parameters", "set_parameters")
     clock.patch(features.Scorer, "__call__", "scorer")
     clock.patch(efel, "get_feature_values", "efel_values")
     records = timed_loop(evaluate, spec["sets"], spec["evaluations"], clock)
 
     # NEURON's h.run() alone on the same protocols: the chunked fadvance loop's cost.
-    def plain_integrate(self, tstop, simulation, deadline):
-        self.integrator(tstop, simulation)
+    def plain_integrate(h, tstop, settings, deadline):
+        simulation.integrator(h, tstop, settings)
         h.run()
 
-    nrn.Cell._integrate = plain_integrate
-    clock.patch(nrn.Cell, "_integrate", "integration")
+    simulation.integrate = plain_integrate
+    clock.patch(simulation, "integrate", "integration")
     reference = timed_loop(evaluate, spec["sets"], spec["evaluations"], clock)
-    nrn.Cell._integrate = integrate
-    clock.patch(nrn.Cell, "_integrate", "integration")
+    simulation.integrate = integrate
+    clock.patch(simulation, "integrate", "integration")
 
     return {
         "build": build, "scores": scores, "status": status, "records": records,
@@ -402,7 +405,7 @@ def report(run, models, results, args):
         f"- Timed: {args.l5pc_evaluations} (l5pc_like) / {args.hh_evaluations} (hh) evaluations per tool, "
         "cycling through the parameter sets, after one untimed evaluation of each set (whose scores are "
         "compared). Every (model, tool) in its own process. Times are means per evaluation.",
-        "- Integration: hpcopt `nrn.Cell._integrate` (stdinit and the chunked fadvance loop); "
+        "- Integration: hpcopt `neuron.simulation.integrate` (stdinit and the chunked fadvance loop); "
         "BluePyOpt `NrnSimulator.run` (h.run()), also inside its forked processes. "
         "`h.run() alone`: the same hpcopt evaluations with `_integrate` replaced by a plain `h.run()`. "
         "Targets are judged on wall time; the CPU columns (process CPU time, BluePyOpt's forked "

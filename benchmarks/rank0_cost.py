@@ -43,8 +43,11 @@ import harness
 import numpy as np
 
 from hpcopt import config as configuration
-from hpcopt import driver, ibea
-from hpcopt.problem import FAILED, OK, Outcome, Problem
+from hpcopt.execute import loop as driver
+from hpcopt.execute.executor import END, Executor
+from hpcopt.optimize import ibea
+from hpcopt.problem.outcome import FAILED, OK, Outcome
+from hpcopt.problem.space import Problem
 
 NAME = "rank0_cost"
 PACKAGES = ("hpcopt", "numpy", "cma", "h5py")
@@ -57,8 +60,9 @@ PENALTY = 250.0
 PARTS = ("snapshot", "ask", "tell", "indicator", "write", "checkpoint", "journal_clear")  # timed per generation
 
 
-class SyntheticEvaluator:
-    """Stands in for parallel.Evaluator: ``map`` returns outcomes at once.
+class SyntheticEvaluator(Executor):
+    """Stands in for the MPI executor: ``stream`` takes every point queued, makes their
+    outcomes at once (one batch per generation: the loop asks the next one after telling).
 
     Objectives: 10 x the distance of the unit-cube point to one centre per objective, plus
     N(0, 1) noise (so CMA-ES does not converge and stop), all PENALTY for FAILED_FRACTION of
@@ -76,9 +80,20 @@ class SyntheticEvaluator:
         self.compute = []  # seconds making outcomes, per map call
         self.callbacks = []  # seconds in the journal callbacks, per map call
 
-    def map(self, X, todo=None, *, started=None, done=None, stopping=None, grace=0.0):
+    def stream(self, take, done, *, started=None, stopping=None, grace=0.0):
+        while True:
+            tasks = []
+            while (task := take(0)) not in (None, END):
+                tasks.append(task)
+            if not tasks:
+                if task is END:
+                    return []
+                time.sleep(1e-4)  # the loop's breeder is telling and asking
+                continue
+            self.batch([key for key, _ in tasks], np.array([x for _, x in tasks]), started, done)
+
+    def batch(self, keys, X, started, done):
         start = time.perf_counter()
-        todo = list(range(len(X))) if todo is None else list(todo)
         U = (np.asarray(X) - self.problem.lower) / (self.problem.upper - self.problem.lower)
         F = 10 * np.sqrt(((U[:, None, :] - self.centres[None]) ** 2).sum(axis=-1))
         F += self.rng.standard_normal(F.shape)
@@ -93,16 +108,13 @@ class SyntheticEvaluator:
             for i in range(len(X))
         ]
         middle = time.perf_counter()
-        results = {}
-        for i in todo:
-            rank = i % RANKS
-            started(i, rank)
-            done(i, outcomes[i], float(seconds[i]), rank)
-            results[i] = (outcomes[i], float(seconds[i]), rank)
+        for i, key in enumerate(keys):
+            rank = key % RANKS
+            started(key, rank)
+            done(key, outcomes[i], float(seconds[i]), rank)
         end = time.perf_counter()
         self.compute.append(middle - start)
         self.callbacks.append(end - middle)
-        return results, []
 
 
 def start_loop(algorithm, population, generations, workdir):
@@ -130,38 +142,30 @@ def instrument(loop, path):
     """Wrap the loop's generator, writing, journal and checkpoint in timers.
 
     Returns (tally, marks, sizes): seconds per (part, generation); perf_counter at the start
-    of each generation (the state snapshot before ask); the run file's bytes after each
+    of each generation (its ask; no "snapshot" is taken any more: the loop checkpoints the
+    state after the ask); the run file's bytes after each
     generation's write.
     """
-    tally, marks, sizes, writing = harness.Tally(), [], {}, [False]
+    tally, marks, sizes = harness.Tally(), [], {}
     generator = loop.generator
-    state, original_write = generator.state, loop._write
+    original_write, original_ask = loop._write, generator.ask
 
     def at(label, offset=0):
         return lambda: (label, loop.generation + offset)
 
-    def state_snapshot():
-        if writing[0]:
-            return state()
-        marks.append(time.perf_counter())
-        start = time.perf_counter()
-        try:
-            return state()
-        finally:
-            tally.add(("snapshot", loop.generation), time.perf_counter() - start)
+    def ask(*args):
+        marks.append(time.perf_counter())  # a generation starts when it is asked
+        return original_ask(*args)
 
-    def write(pending, generator_state=None):
-        writing[0] = True
+    def write():
         start = time.perf_counter()
         try:
-            return original_write(pending, generator_state)
+            return original_write()
         finally:
-            writing[0] = False
             tally.add(("write", loop.generation - 1), time.perf_counter() - start)
             sizes[loop.generation - 1] = os.path.getsize(path)
 
-    generator.state = state_snapshot
-    generator.ask = tally.wrap(generator.ask, at("ask"))
+    generator.ask = tally.wrap(ask, at("ask"))
     generator.tell = tally.wrap(generator.tell, at("tell"))
     loop._write = write
     loop.journal.clear = tally.wrap(loop.journal.clear, at("journal_clear", -1))
