@@ -291,10 +291,10 @@ class Loop:
             return EXIT_DONE
         log.info("%s", self.schedule.describe(self))
         self._replay()
-        self._fail_crash_loops()
         self.schedule.check(self)
         if self._ask(self.rules) and self.schedule.write_first_ask:
             self._write()
+        self._fail_crash_loops()  # after the ask: a generation a crash cut short is asked again first
         buffered = {r.ident for r in self.buffer}
         self.queue = deque((i, x) for i, x in self._points.items() if i not in buffered)
         breeder = threading.Thread(target=self._breed, daemon=True)
