@@ -35,6 +35,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent  # the venv's bin: its hpcopt and mpiexec
 ERROR_TAIL = 3000  # characters of a failed command's stderr in the error raised
 
+
 # ---------------------------------------------------------------- arguments
 
 
@@ -51,9 +52,9 @@ def parser(doc, name, quick, seeds=None):
     return out
 
 
-def parse(parser, quick=None):
+def parse(argument_parser, quick=None):
     """The parsed arguments; with ``--quick``, the attributes in ``quick`` ({name: value}) set."""
-    args = parser.parse_args()
+    args = argument_parser.parse_args()
     if args.quick:
         for key, value in (quick or {}).items():
             setattr(args, key, value)
