@@ -167,6 +167,8 @@ def _run(args):
         if prepared is None:
             return EXIT_USAGE
         path, config, problem, evaluate, resume = prepared
+        if getattr(config.problem, "ignored", ""):
+            log.info("ignored (kept by BluePyOpt for Arbor, not used with NEURON): %s", config.problem.ignored)
         if rank != 0:
             mpi.work(comm, evaluate)
             return 0
@@ -485,6 +487,8 @@ def _validate(args):
     problem.prepare()
     problem.evaluator()  # imports the function or builds the cell, as every rank will
     o = config.optimizer
+    if getattr(config.problem, "ignored", ""):
+        print(f"{args.config}: ignored (kept by BluePyOpt for Arbor, not used with NEURON): {config.problem.ignored}")
     print(
         f"{args.config}: valid: {o.algorithm}, {problem.dimension} free parameters, "
         f"{len(problem.objectives)} objectives, population {o.population}, {o.generations} generations; "

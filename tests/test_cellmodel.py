@@ -187,6 +187,30 @@ def test_mechanisms_compile_once_when_many_start_together(tmp_path):
     assert os.listdir(tmp_path / "cache") == [os.path.basename(directories.pop())]  # no build left behind
 
 
+def test_mechanisms_with_an_include_build_and_an_edited_include_rebuilds(tmp_path):
+    """nrnivmodl reads what a .mod INCLUDEs: it is copied to the build and hashed."""
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "leakinc.mod").write_text(
+        "NEURON { SUFFIX leakinc NONSPECIFIC_CURRENT i RANGE g, e }\n"
+        "UNITS { (mA) = (milliamp) (mV) = (millivolt) }\n"
+        'INCLUDE "leakparams.inc"\n'
+        "ASSIGNED { v (mV) i (mA/cm2) }\n"
+        "BREAKPOINT { i = g*(v - e) }\n")
+    script = ("import sys; from neuron import h; from hpcopt.neuron import mechanisms; "
+              "d = mechanisms.compiled(sys.argv[1], cache=sys.argv[2]); h.nrn_load_dll(mechanisms.library(d)); "
+              "s = h.Section(); s.insert('leakinc'); print(d, s(0.5).g_leakinc)")
+    builds = []
+    for g in ("0.001", "0.002"):
+        (mods / "leakparams.inc").write_text(f"PARAMETER {{ g = {g} (S/cm2) e = -65 (mV) }}\n")
+        done = subprocess.run([sys.executable, "-c", script, str(mods), str(tmp_path / "cache")],
+                              capture_output=True, text=True, check=True)
+        directory, value = done.stdout.strip().splitlines()[-1].split()
+        assert float(value) == float(g)
+        builds.append(directory)
+    assert builds[0] != builds[1]
+
+
 def test_nothing_accumulates_over_evaluations(tmp_path):
     """100 evaluations of every stimulus kind leave no NEURON object behind."""
     done = subprocess.run([sys.executable, os.path.join(HERE, "cell_objects.py"), str(config(tmp_path)),

@@ -6,11 +6,16 @@ import os
 from . import fields
 from .fields import path_of
 
+ARBOR_PREFIX = "arbor_"  # keys BluePyOpt 1.14 keeps in protocols.json for its Arbor export
 _BLUEPYOPT_KEYS = ("morphology", "mechanisms", "parameters", "protocols", "features")
 
 
 def from_bluepyopt(raw, where, base_dir):
     """``problem.bluepyopt`` (paths to L5PC-style files) as a ``problem.cell`` object.
+
+    Keys that BluePyOpt keeps for Arbor (``arbor_*`` in extra_recordings) are ignored,
+    and where they were is said in ``wheres['ignored']`` (one line); any other unknown
+    key is an error, as in ``problem.cell``.
 
     Conventions of BluePyOpt's L5PC example: the soma recording is 'soma', the
     stimulus window of a protocol is [delay, delay + duration] of its first
@@ -27,8 +32,12 @@ def from_bluepyopt(raw, where, base_dir):
     protocols = {}
     if not isinstance(files["protocols"], dict):
         raise where.error("protocols", "expected an object {protocol name: {stimuli, extra_recordings}}")
+    ignored = []
     for name, spec in files["protocols"].items():
         spec = dict(spec) if isinstance(spec, dict) else spec
+        if isinstance(spec, dict) and isinstance(spec.get("extra_recordings"), list):
+            spec["extra_recordings"] = [_for_neuron(r, f"{name}.extra_recordings.{i}", ignored)
+                                        for i, r in enumerate(spec["extra_recordings"])]
         if isinstance(spec, dict) and isinstance(spec.get("stimuli"), list) and spec["stimuli"]:
             first = spec["stimuli"][0]
             if name == "bAP" and isinstance(first, dict) and "totduration" in first:
@@ -49,4 +58,17 @@ def from_bluepyopt(raw, where, base_dir):
     for key in ("simulation", "penalty"):
         if key in t:
             cell[key] = t[key]
+    if ignored:
+        wheres["ignored"] = f"{wheres['protocols'].source}: " + ", ".join(ignored)
     return cell, wheres
+
+
+def _for_neuron(recording, where, ignored):
+    """A recording without the keys BluePyOpt keeps for Arbor (``arbor_*``), which NEURON
+    does not use; their places go into ``ignored``."""
+    if not isinstance(recording, dict):
+        return recording
+    for key in recording:
+        if key.startswith(ARBOR_PREFIX):
+            ignored.append(f"{where}.{key}")
+    return {k: v for k, v in recording.items() if not k.startswith(ARBOR_PREFIX)}

@@ -455,6 +455,7 @@ class CellProblem:
     """``config.problem`` for a cell model (the counterpart of schema.FunctionProblem)."""
 
     model: CellModel
+    ignored: str = ""  # what the files held that NEURON does not use (BluePyOpt's keys for Arbor), one line
 
     @property
     def parameters(self):
@@ -484,4 +485,5 @@ def problem(raw, where, base_dir):
     if "cell" in table:
         return CellProblem(parse(table["cell"], where / "cell", base_dir))
     cell, wheres = bluepyopt.from_bluepyopt(table["bluepyopt"], where / "bluepyopt", base_dir)
-    return CellProblem(parse(cell, where / "bluepyopt", base_dir, wheres))
+    ignored = wheres.pop("ignored", "")
+    return CellProblem(parse(cell, where / "bluepyopt", base_dir, wheres), ignored)

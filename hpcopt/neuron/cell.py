@@ -21,7 +21,7 @@ class Cell:
             raise RuntimeError("another cell is alive in this process; hpcopt builds one cell per process")
         self.model = model
         if model.mod_dir:
-            mechanisms.load(mechanisms.compiled(model.mod_dir))
+            mechanisms.load(model.mod_dir)
         if model.morphology.file:
             self._load(model.morphology)
         else:

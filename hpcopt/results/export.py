@@ -20,6 +20,7 @@ from importlib import resources
 from .. import __version__
 from ..config.expressions import distribution_function
 from ..errors import ConfigError, RunFileError
+from ..neuron import mechanisms
 from ..store import snapshot
 
 
@@ -164,8 +165,6 @@ def _library(mod_dir):
     """hpcopt's compiled library of ``mod_dir`` ('' without one)."""
     if not mod_dir:
         return ""
-    from ..neuron import mechanisms
-
     return mechanisms.library(mechanisms.compiled(mod_dir))
 
 
@@ -198,7 +197,7 @@ _HOC_TEMPLATE = _template("cell_template.hoc")  # the cell template of a file mo
 
 def hoc(model):
     out = [_about(model, "// "), "", '{load_file("stdrun.hoc")}']
-    own = _mod_names(model["mod_dir"])
+    own = mechanisms.defined(model["mod_dir"])
     if own and model["library"]:
         out += ["// hpcopt's build of the model's mechanisms, unless they are loaded already",
                 f'if (!name_declared("{own[0]}")) {{ nrn_load_dll({_hoc_string(model["library"])}) }}']
@@ -269,18 +268,6 @@ def hoc(model):
     return "\n".join(out) + "\n"
 
 
-def _mod_names(mod_dir):
-    """The mechanism names (SUFFIX, POINT_PROCESS) that the .mod files of ``mod_dir`` define."""
-    import glob
-    import re
-
-    names = []
-    for path in sorted(glob.glob(os.path.join(mod_dir, "*.mod"))) if mod_dir else []:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            names += re.findall(r"^\s*(?:SUFFIX|POINT_PROCESS|ARTIFICIAL_CELL)\s+(\w+)", f.read(), re.M)
-    return names
-
-
 def _hoc_string(text):
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -307,7 +294,7 @@ def python(model, filename):
            "from neuron import h", "",
            f"MOD_DIR = {model['mod_dir']!r}  # the model's own .mod files ('' if none)",
            f"LIBRARY = {model['library']!r}  # hpcopt's build of them: replace it if you compile them elsewhere",
-           f"OWN_MECHANISMS = {_mod_names(model['mod_dir'])!r}  # what they define (loaded already: LIBRARY is not)",
+           f"OWN_MECHANISMS = {mechanisms.defined(model['mod_dir'])!r}  # what they define (loaded: LIBRARY is not)",
            f"LISTS = {LISTS!r}",
            f"MORPHOLOGY = {literal(model['morphology'])}",
            (f"TEMPLATE = '''\n{_HOC_TEMPLATE}'''" if "file" in model["morphology"] else

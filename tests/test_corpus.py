@@ -1,0 +1,101 @@
+"""BluePyOpt's own L5PC example, as its source distribution ships it (tests/corpus.py),
+runs unchanged: from another folder, and from its own folder after ``nrnivmodl
+mechanisms`` (NEURON then loads ./x86_64 by itself), scoring exactly what BluePyOpt's
+own ``l5pc_evaluator.create()`` scores for the published release parameters.
+"""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+
+import corpus
+import pytest
+from conftest import BIN, hpcopt, write_config
+
+pytest.importorskip("bluepyopt")
+
+FILES = {"morphology": "morphology/C060114A7.asc", "mechanisms": "config/mechanisms.json",
+         "parameters": "config/parameters.json", "protocols": "config/protocols.json",
+         "features": "config/features.json", "mod_dir": "mechanisms"}
+
+
+@pytest.fixture(scope="module")
+def l5pc(tmp_path_factory):
+    """A copy of the example with ``nrnivmodl mechanisms`` run in it, as BluePyOpt's
+    README tells users to do."""
+    folder = corpus.copy("l5pc", tmp_path_factory.mktemp("corpus"))
+    subprocess.run([os.path.join(BIN, "nrnivmodl"), "mechanisms"], cwd=folder, check=True, capture_output=True)
+    return folder
+
+
+def release_params(folder):
+    """The release circuit's parameters, as l5pc_analysis.py (the example's) defines them."""
+    tree = ast.parse(open(os.path.join(folder, "l5pc_analysis.py")).read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "release_params":
+            return ast.literal_eval(node.value)
+    raise AssertionError("no release_params in l5pc_analysis.py")
+
+
+def bluepyopt_scores(folder, params, cwd):
+    """BluePyOpt's scores from the example's own evaluator. It runs in another folder than
+    the example's: there NEURON 9 loads ./x86_64 at import, and the evaluator's own
+    load of the same library fails ("The user defined name already exists")."""
+    script = ("import json, sys; import l5pc_evaluator; "
+              "print(json.dumps(l5pc_evaluator.create().evaluate_with_dicts(json.load(open(sys.argv[1])))))")
+    done = subprocess.run([sys.executable, "-c", script, params], cwd=cwd, capture_output=True, text=True,
+                          check=True, env={**os.environ, "PYTHONPATH": folder})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def config(directory, folder, name="config.json", **optimizer):
+    files = {key: os.path.join(folder, path) for key, path in FILES.items()}
+    return write_config(directory, name, problem={"bluepyopt": files},
+                        optimizer={"algorithm": "ibea", "population": 2, "generations": 1, **optimizer})
+
+
+def test_validates_unchanged_and_says_what_it_ignored(l5pc, tmp_path):
+    done = hpcopt("validate", config(tmp_path, l5pc))
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2 and "valid: ibea, 20 free parameters, 35 objectives" in lines[1]
+    assert "ignored (kept by BluePyOpt for Arbor" in lines[0]
+    assert "bAP.extra_recordings.0.arbor_branch_index_with_replaced_axon" in lines[0]
+
+
+def test_scores_equal_bluepyopts_from_another_folder_and_from_its_own(l5pc, tmp_path):
+    params = tmp_path / "release.json"
+    params.write_text(json.dumps(release_params(l5pc)))
+    theirs = bluepyopt_scores(l5pc, params, tmp_path)
+    path = config(tmp_path, l5pc)
+    for cwd in (tmp_path, l5pc):  # its own folder has ./x86_64, which NEURON loads at import
+        ours = json.loads(hpcopt("evaluate", path, "--params", params, "--json", cwd=cwd).stdout)
+        assert ours["status"] == "ok"
+        assert sorted(ours["objectives"]) == sorted(theirs) and len(theirs) == 35
+        for name, score in theirs.items():
+            assert ours["objectives"][name] == pytest.approx(score, abs=1e-6), (cwd, name)
+    assert 0 < sum(theirs.values()) < 250 * len(theirs)
+
+
+def test_runs_at_2_ranks_from_its_own_folder(l5pc, tmp_path):
+    hpcopt("run", config(tmp_path, l5pc), "-o", tmp_path / "run.h5", ranks=2, cwd=l5pc)
+    best = json.loads(hpcopt("best", tmp_path / "run.h5", "--json").stdout)
+    assert len(best["parameters"]) == 20 and len(best["objectives"]) == 35
+
+
+def test_other_mechanisms_loaded_by_neuron_stop_it_with_one_line(l5pc, tmp_path):
+    """./x86_64 built from the example's mechanisms, mod_dir an edited copy of them."""
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for name in os.listdir(os.path.join(l5pc, "mechanisms")):
+        text = open(os.path.join(l5pc, "mechanisms", name), "rb").read()
+        (edited / name).write_bytes(text + (b"\n: edited\n" if name == "Ih.mod" else b""))
+    path = config(tmp_path, l5pc)
+    raw = json.load(open(path))
+    raw["problem"]["bluepyopt"]["mod_dir"] = str(edited)
+    json.dump(raw, open(path, "w"))
+    done = hpcopt("validate", path, cwd=l5pc, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NEURON already loaded mechanisms" in lines[0] and "x86_64" in lines[0], done.stderr
