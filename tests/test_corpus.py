@@ -50,6 +50,15 @@ def bluepyopt_scores(folder, params, cwd):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="module")
+def release(l5pc, tmp_path_factory):
+    """(the release parameters' file, BluePyOpt's scores for them)."""
+    directory = tmp_path_factory.mktemp("release")
+    params = directory / "release.json"
+    params.write_text(json.dumps(release_params(l5pc)))
+    return params, bluepyopt_scores(l5pc, params, directory)
+
+
 def config(directory, folder, name="config.json", **optimizer):
     files = {key: os.path.join(folder, path) for key, path in FILES.items()}
     return write_config(directory, name, problem={"bluepyopt": files},
@@ -64,10 +73,8 @@ def test_validates_unchanged_and_says_what_it_ignored(l5pc, tmp_path):
     assert "bAP.extra_recordings.0.arbor_branch_index_with_replaced_axon" in lines[0]
 
 
-def test_scores_equal_bluepyopts_from_another_folder_and_from_its_own(l5pc, tmp_path):
-    params = tmp_path / "release.json"
-    params.write_text(json.dumps(release_params(l5pc)))
-    theirs = bluepyopt_scores(l5pc, params, tmp_path)
+def test_scores_equal_bluepyopts_from_another_folder_and_from_its_own(l5pc, release, tmp_path):
+    params, theirs = release
     path = config(tmp_path, l5pc)
     for cwd in (tmp_path, l5pc):  # its own folder has ./x86_64, which NEURON loads at import
         ours = json.loads(hpcopt("evaluate", path, "--params", params, "--json", cwd=cwd).stdout)
@@ -99,3 +106,25 @@ def test_other_mechanisms_loaded_by_neuron_stop_it_with_one_line(l5pc, tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "NEURON already loaded mechanisms" in lines[0] and "x86_64" in lines[0], done.stderr
+
+
+def evaluator_config(directory, folder, **optimizer):
+    problem = {"bluepyopt_evaluator": {"factory": "l5pc_evaluator:create", "arguments": {"do_replace_axon": True},
+                                       "path": [folder]}}
+    return write_config(directory, "evaluator.json", problem=problem,
+                        optimizer={"algorithm": "ibea", "population": 2, "generations": 1, **optimizer})
+
+
+def test_its_own_evaluator_scores_exactly_as_bluepyopt_from_another_folder_and_from_its_own(l5pc, release,
+                                                                                            tmp_path):
+    params, theirs = release
+    path = evaluator_config(tmp_path, l5pc)
+    for cwd in (tmp_path, l5pc):  # from its own folder NEURON has loaded ./x86_64 before BluePyOpt loads it
+        ours = json.loads(hpcopt("evaluate", path, "--params", params, "--json", cwd=cwd).stdout)
+        assert ours["status"] == "ok" and ours["objectives"] == theirs, cwd
+
+
+def test_its_own_evaluator_runs_at_2_ranks(l5pc, tmp_path):
+    hpcopt("run", evaluator_config(tmp_path, l5pc), "-o", tmp_path / "run.h5", ranks=2, cwd=l5pc)
+    best = json.loads(hpcopt("best", tmp_path / "run.h5", "--json").stdout)
+    assert len(best["parameters"]) == 20 and len(best["objectives"]) == 35 and best["status"] == "ok"

@@ -481,7 +481,7 @@ def problem(raw, where, base_dir):
     """The CellProblem of a ``problem`` table holding 'cell' or 'bluepyopt'."""
     table = fields.table(raw, where, optional=("cell", "bluepyopt"))
     if len(table) != 1:
-        raise where.error(None, "give one of 'function', 'cell' or 'bluepyopt'")
+        raise where.error(None, "give one of 'function', 'cell', 'bluepyopt' or 'bluepyopt_evaluator'")
     if "cell" in table:
         return CellProblem(parse(table["cell"], where / "cell", base_dir))
     cell, wheres = bluepyopt.from_bluepyopt(table["bluepyopt"], where / "bluepyopt", base_dir)

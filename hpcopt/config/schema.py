@@ -10,7 +10,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from . import cell, fields
+from . import cell, evaluator, fields
 from .fields import read_json
 from .parameter import Parameter
 
@@ -139,9 +139,12 @@ class Config:
         return tuple(p for p in self.problem.parameters if p.free)
 
     def resolved(self):
+        optimizer = {**self.optimizer.resolved(), "weights": list(self.weights)}
+        if not self.weights:  # an evaluator's objectives are known once it is built: its weights are all 1
+            del optimizer["weights"]
         return {
             "problem": self.problem.resolved(),
-            "optimizer": {**self.optimizer.resolved(), "weights": list(self.weights)},
+            "optimizer": optimizer,
             "checkpoint": self.checkpoint.resolved(),
             "output": self.output,
         }
@@ -173,6 +176,8 @@ def parse(raw, source="config", base_dir=None):
 
 
 def _problem(raw, where, base_dir):
+    if isinstance(raw, dict) and list(raw) == ["bluepyopt_evaluator"]:
+        return evaluator.parse(raw["bluepyopt_evaluator"], where / "bluepyopt_evaluator", base_dir)
     if isinstance(raw, dict) and ("cell" in raw or "bluepyopt" in raw):
         return cell.problem(raw, where, base_dir)
     table = fields.table(raw, where, required=("function", "parameters", "objectives"), optional=("penalty", "path"))

@@ -56,11 +56,7 @@ def neuron(comm=None):
     global _h
     if _h is not None:
         return _h
-    if comm is not None and "MPI_LIB_NRN_PATH" not in os.environ:
-        library = _mpi_library()
-        if library:
-            os.environ["MPI_LIB_NRN_PATH"] = library
-    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")  # no "no DISPLAY" warning on every rank
+    environment(mpi=comm is not None)
     with stdout_redirected():  # NEURON prints "numprocs=N" into the job's output
         from neuron import h
 
@@ -81,6 +77,32 @@ def neuron(comm=None):
     h(_TEMPLATE)
     _h = h
     return h
+
+
+def environment(mpi):
+    """Set NEURON's environment up before anything imports it (a user's code may, as
+    BluePyOpt does): the MPI library mpi4py loaded (``mpi``), no GUI."""
+    if mpi and "MPI_LIB_NRN_PATH" not in os.environ:
+        library = _mpi_library()
+        if library:
+            os.environ["MPI_LIB_NRN_PATH"] = library
+    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")  # no "no DISPLAY" warning on every rank
+
+
+def load_library():
+    """Import NEURON's Python package (without joining MPI: ``neuron`` does that)."""
+    with stdout_redirected():
+        import neuron as package
+    return package
+
+
+def mark_loaded(directory):
+    """Tell neuron.load_mechanisms that the mechanisms of ``directory`` (a folder where
+    nrnivmodl ran) are loaded: NEURON loaded ./x86_64 at import without noting it, and
+    a second load of the same library fails."""
+    package = load_library()
+    if directory not in package.nrn_dll_loaded:
+        package.nrn_dll_loaded.append(directory)
 
 
 @contextlib.contextmanager

@@ -8,16 +8,10 @@ every objective scores the penalty and the status says which.
 import time
 
 from ..features.scoring import Scorer
-from ..neuron import mechanisms, session
+from ..neuron import session
 from ..neuron.cell import Cell
 from ..neuron.simulation import SimulationError, SimulationTimeout
 from .outcome import FAILED, TIMEOUT, Outcome
-
-
-def prepare(model):
-    """Compile the model's own mechanisms (rank 0, before the others load them)."""
-    if model.mod_dir:
-        mechanisms.compiled(model.mod_dir)
 
 
 class CellEvaluator:

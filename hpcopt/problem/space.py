@@ -5,7 +5,9 @@ rank builds (a Python function, or a NEURON cell scored by eFEL features)."""
 import numpy as np
 
 from ..config.cell import CellProblem
+from ..config.evaluator import EvaluatorProblem
 from ..errors import ConfigError, HpcoptError
+from ..neuron import mechanisms
 from .function import FunctionEvaluator
 from .outcome import FAILED, Outcome
 
@@ -24,7 +26,12 @@ class Problem:
         self.lower = np.array([p.lower for p in free])
         self.upper = np.array([p.upper for p in free])
         self.objectives = tuple(config.problem.objectives)
-        self.weights = np.array(config.weights)
+        if self.is_evaluator:  # the evaluator says what they are
+            from . import bluepyopt
+
+            self.names, self.lower, self.upper, self.objectives = self._naming_the_config(
+                bluepyopt.space, config.problem)
+        self.weights = np.array(config.weights or (1.0,) * len(self.objectives))
         self.penalty = config.problem.penalty
         self.features = tuple(config.problem.features)  # (k,) feature names (cell models)
 
@@ -48,13 +55,17 @@ class Problem:
     def is_cell(self):
         return isinstance(self.config.problem, CellProblem)
 
-    def prepare(self):
-        """Once per run, before any rank builds its evaluator (compiles a cell's
-        mechanisms); True when done."""
-        if self.is_cell:
-            from . import cell
+    @property
+    def is_evaluator(self):
+        return isinstance(self.config.problem, EvaluatorProblem)
 
-            self._naming_the_config(cell.prepare, self.config.problem.model)
+    def prepare(self):
+        """Once per run, before any rank builds its evaluator: compile the model's own
+        mechanisms (a cell's or an evaluator's ``mod_dir``); True when done."""
+        problem = self.config.problem
+        mod_dir = problem.model.mod_dir if self.is_cell else getattr(problem, "mod_dir", "")
+        if mod_dir:
+            self._naming_the_config(mechanisms.compiled, mod_dir)
         return True
 
     def evaluator(self, comm=None):
@@ -67,6 +78,10 @@ class Problem:
             from . import cell
 
             return self._naming_the_config(cell.CellEvaluator, self, self.config.problem.model, comm)
+        if self.is_evaluator:
+            from . import bluepyopt
+
+            return self._naming_the_config(bluepyopt.EvaluatorRoute, self, self.config.problem, comm)
         return self._naming_the_config(FunctionEvaluator, self)
 
     def _naming_the_config(self, step, *args):

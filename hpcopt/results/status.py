@@ -90,7 +90,9 @@ def common_errors(run, most=3):
 def text(run, rows=10):
     """``hpcopt status``: a few lines and a small table."""
     o = run.config["optimizer"]
-    kind = "cell model" if run.is_cell else f"function {run.config['problem']['function']}"
+    problem = run.config["problem"]
+    kind = ("cell model" if run.is_cell else f"function {problem['function']}" if "function" in problem
+            else f"BluePyOpt evaluator {problem['bluepyopt_evaluator']['factory']}")
     done = len(run.generations)
     lines = [f"{run.path}: {o['algorithm']}, population {o['population']}, "
              f"{len(run.parameter_names)} free parameters, {len(run.objective_names)} objectives ({kind})"]

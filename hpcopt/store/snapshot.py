@@ -63,7 +63,7 @@ class Run:
 
     @property
     def is_cell(self):
-        return "function" not in self.config["problem"]
+        return "cell" in self.config["problem"]
 
     @property
     def algorithm(self):
@@ -101,7 +101,7 @@ class Run:
     @property
     def penalty(self):
         problem = self.config["problem"]
-        spec = next(iter(problem.values())) if self.is_cell else problem
+        spec = problem if "function" in problem else next(iter(problem.values()))
         return float(spec.get("penalty", 250.0))
 
     @property
