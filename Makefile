@@ -39,7 +39,7 @@ test-slurm: install
 	tests/slurm/cluster.sh install
 	tests/slurm/cluster.sh run $(BIN)/python -m pytest -q tests/test_slurm.py
 
-BENCHMARKS := zdt1_vs_bluepyopt cmaes_vs_bluepyopt cell_vs_bluepyopt evaluation_overhead bluepyopt_run scheduler rank0_cost memory
+BENCHMARKS := zdt1_vs_bluepyopt cmaes_vs_bluepyopt cell_vs_bluepyopt evaluation_overhead l5pc_speed bluepyopt_run scheduler rank0_cost memory
 
 # Benchmarks: measured ratios, each written to benchmarks/results/, then benchmarks/RESULTS.md
 bench: install

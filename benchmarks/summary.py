@@ -55,11 +55,26 @@ def targets_table(results, prefix=""):
     return lines
 
 
+HEADLINE = "l5pc_speed"  # the representative figure: a real model, not a small one
+
+
+def headline(results):
+    """The README's first line on speed, from the real-model benchmark (none without it)."""
+    for _, data in results:
+        if data["benchmark"] == HEADLINE and data["targets"]:
+            t = data["targets"][0]
+            return [f"**Speed on a real model**: {t['what']}: **{t['measured']}** (target {t['target']}; "
+                    f"[{data['report']}](benchmarks/results/{data['report']})). The figures for `l5pc_like` and "
+                    "`hh` below are for small models, where BluePyOpt's fixed cost per evaluation dominates.", ""]
+    return []
+
+
 def readme_block(results):
     """The README's block between its benchmark markers."""
     dates = sorted(data["date"][:10] for _, data in results)
     return [
         README_BEGIN,
+        *headline(results),
         f"Measured on {results[0][1]['machine'] if results else '-'}, {dates[0]} to {dates[-1]} "
         "(rendered by `benchmarks/summary.py` from the benchmarks' JSON; commands and details in "
         "[benchmarks/RESULTS.md](benchmarks/RESULTS.md)):" if results else "No benchmark results yet.",
