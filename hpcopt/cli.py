@@ -143,6 +143,13 @@ class _Interrupt:
     def handle(self, signum, frame):
         if self.signal is None:
             self.signal, self.time = signum, time.time()
+            if signum == signal.SIGINT:  # a second Ctrl-C ends the process at once
+                signal.signal(signal.SIGINT, self.again)
+
+    @staticmethod
+    def again(signum, frame):
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
     def __call__(self):
         return self.signal is not None
@@ -150,7 +157,7 @@ class _Interrupt:
 
 def _run(args):
     interrupt = _Interrupt()  # first: a signal during start-up must not kill the rank
-    for signum in (signal.SIGTERM, signal.SIGUSR1):
+    for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):  # Ctrl-C: a clean stop too
         signal.signal(signum, interrupt.handle)
     from .execute import mpi  # initialises MPI: only the commands that need it
 

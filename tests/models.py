@@ -2,6 +2,7 @@
 
 import os
 import signal
+import threading
 import time
 
 
@@ -31,10 +32,18 @@ def dies_on_rank_1(params):
 
 def counted(params):
     """ZDT1-like; appends x0 to the file named by HPCOPT_TEST_LOG (one line per call)
-    and sleeps ``pause`` seconds, so tests can count evaluations across jobs."""
+    and sleeps ``pause`` seconds, so tests can count evaluations across jobs. With
+    HPCOPT_TEST_GATE="N:path", the N-th call and later ones return only once ``path``
+    exists: a test can signal a job that is sure to be unfinished."""
     with open(os.environ["HPCOPT_TEST_LOG"], "a") as f:
         f.write(f"{params['x0']!r}\n")
     time.sleep(params["pause"])
+    gate = os.environ.get("HPCOPT_TEST_GATE")  # "N:path": from call N on, wait until path exists
+    if gate:
+        after, path = gate.split(":", 1)
+        if len(open(os.environ["HPCOPT_TEST_LOG"]).read().splitlines()) >= int(after):
+            while not os.path.exists(path):
+                time.sleep(0.01)
     return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}
 
 
@@ -50,4 +59,17 @@ def poisonous(params):
                 f.write("crash\n")
             os.kill(os.getpid(), signal.SIGSEGV)
     time.sleep(0.02)
+    return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}
+
+
+def hangs(params):
+    """Blocks forever inside a C call (a lock nobody releases) when x0 == hang, after
+    writing "hang" to the file HPCOPT_TEST_LOG, so tests can wait for it to start."""
+    if params["x0"] == params["hang"]:
+        with open(os.environ["HPCOPT_TEST_LOG"], "a") as f:
+            f.write("hang\n")
+        lock = threading.Lock()
+        lock.acquire()
+        lock.acquire()  # never returns
+    time.sleep(0.01)
     return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}

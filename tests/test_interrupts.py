@@ -134,3 +134,53 @@ def test_poisonous_individual_cannot_crash_loop(tmp_path):
         g0 = f["generations/000000"]
         assert g0["status"][5] == 1 and g0["error"][5].decode() == "in flight during 2 crashes of the job"
         assert np.all(g0["objectives"][5] == 250)
+
+
+def test_an_evaluation_that_hangs_cannot_requeue_a_job_forever(tmp_path):
+    """A worker hangs inside a C call on one individual: each signalled job gives up on it
+    after stop_within and exits 3 (resumable); after two such jobs the individual is
+    recorded as timed out and the run finishes."""
+    optimizer = {**OPTIMIZER, "generations": 2}
+    problem = {"function": "models:hangs", "parameters": {"x0": [0, 1], "x1": [0, 1], "hang": -1.0},
+               "objectives": ["f1", "f2"]}
+    c = configuration.parse({"problem": problem, "optimizer": optimizer})
+    problem["parameters"]["hang"] = float(generators.create(c.optimizer, 2, 2).ask()[1][4, 0])  # individual 4
+    path = write_config(tmp_path, problem=problem, optimizer=optimizer, checkpoint={"stop_within": 0.5})
+    log = tmp_path / "hangs.log"
+    for n, command in enumerate((["run", path, "-o", tmp_path / "run.h5"], ["resume", tmp_path / "run.h5"]), 1):
+        job = start([*command, "--rank0", "dispatch"], 2, log)  # rank 1 evaluates, and hangs
+        wait_for_lines(log, n, job)
+        job.send_signal(signal.SIGTERM)
+        _, err = job.communicate(timeout=120)
+        assert job.returncode == 3, err
+    job = start(["resume", tmp_path / "run.h5", "--rank0", "dispatch"], 2, log)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 0, err
+    assert "individual 4: still running when 2 stopped jobs gave up on it" in err and "recorded as timeout" in err
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        g0 = f["generations/000000"]
+        assert len(f["generations"]) == 2 and g0["status"][4] == 2 and np.all(g0["objectives"][4] == 250)
+        assert np.count_nonzero(g0["status"][()]) == 1
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_ctrl_c_is_a_clean_stop(tmp_path, ranks):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C: exit 3, no traceback,
+    and the resumed run equals an uninterrupted one."""
+    full = reference(tmp_path, OPTIMIZER, pause=0.05)
+    path = write_config(tmp_path, problem=counted_problem(0.05), optimizer=OPTIMIZER)
+    log, gate = tmp_path / "calls.log", tmp_path / "gate"
+    env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(log), "HPCOPT_TEST_GATE": f"14:{gate}"}
+    command = [sys.executable, "-m", "hpcopt", "run", str(path), "-o", str(tmp_path / "run.h5")]
+    if ranks > 1:
+        command = [os.path.join(BIN, "mpiexec"), "-n", str(ranks), *command]
+    job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    wait_for_lines(log, 14, job)  # in the second generation, which cannot end before the gate opens
+    os.killpg(job.pid, signal.SIGINT)
+    gate.touch()
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 3, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "interrupted by a signal" in err, err
+    hpcopt("resume", tmp_path / "run.h5", ranks=ranks, env={"HPCOPT_TEST_LOG": str(log)})
+    assert_same_results(tmp_path / "run.h5", full)

@@ -159,8 +159,10 @@ def test_job_script_requeues_crashes_without_checkpoint_at_most_max_crashes_time
     assert (status, requeued) == (3, True) and not os.path.exists(tmp_path / "run.h5.crashes"), output
 
 
-def workstation(directory, *args):
+def workstation(directory, *args, gate=None):
     env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(directory / "calls.log"), "VENV": VENV}
+    if gate:  # (after, path): evaluations from call ``after`` on wait until ``path`` exists (tests/models.py)
+        env["HPCOPT_TEST_GATE"] = f"{gate[0]}:{gate[1]}"
     # its own session, as a terminal's foreground job: a "Ctrl-C" goes to its process group
     return subprocess.Popen([os.path.join(JOBSCRIPTS, "workstation.sh"), *map(str, args)], cwd=directory,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -172,9 +174,11 @@ def test_workstation_script_stops_on_ctrl_c_and_the_same_command_continues(tmp_p
     generations = 4
     config = write_config(tmp_path, problem=problem(0.2), optimizer=optimizer(generations))
     args = ("-n", RANKS, config, "-o", tmp_path / "run.h5")
-    job = workstation(tmp_path, *args)
+    gate = tmp_path / "gate"
+    job = workstation(tmp_path, *args, gate=(POPULATION + 2, gate))  # generation 1 cannot end before the gate opens
     wait_until(lambda: calls(tmp_path) >= POPULATION + 2 or job.poll() is not None, 120, "generation 1")
     os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    gate.touch()
     out, err = job.communicate(timeout=120)
     assert job.returncode == 3, err
     assert "interrupted; the run file is complete up to the last generation" in err

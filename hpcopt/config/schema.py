@@ -115,7 +115,7 @@ class Checkpoint:
 
     every_generations: int = 1
     every_seconds: float = 0.0
-    stop_within: float = 60.0  # on SIGTERM/SIGUSR1: seconds to wait for evaluations in flight
+    stop_within: float = 60.0  # on SIGTERM/SIGUSR1/SIGINT: seconds to wait for evaluations in flight
 
     def resolved(self):
         return {"every_generations": self.every_generations, "every_seconds": self.every_seconds,

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..errors import ConfigError, RunFileError
 from ..optimize import generators
-from ..problem.outcome import OK, TIMEOUT, Outcome
+from ..problem.outcome import FAILED, OK, TIMEOUT, Outcome
 from ..store import journal, runfile
 from ..store.journal import CRASHES_BEFORE_FAILING, Journal
 from .executor import END
@@ -472,13 +472,22 @@ class Loop:
                      self.reused, len(self.records), self.schedule.unit)
 
     def _fail_crash_loops(self):
-        """Points in flight during CRASHES_BEFORE_FAILING crashes are recorded failed."""
+        """Points in flight during CRASHES_BEFORE_FAILING crashes are recorded failed, and
+        points abandoned by as many stopped jobs as timed out: no job loops on them."""
         buffered = {r.ident for r in self.buffer}
-        for ident, crashes in sorted(self.journal.crashes().items()):
-            if crashes >= CRASHES_BEFORE_FAILING and ident in self._points and ident not in buffered:
-                outcome = self.problem.penalised(f"in flight during {crashes} crashes of the job")
-                log.warning("individual %d: in flight during %d crashes, recorded as failed", ident, crashes)
-                self._done(ident, outcome, 0.0, -1)
+        crashes, abandons = self.journal.crashes(), self.journal.abandons()
+        for ident in sorted(set(crashes) | set(abandons)):
+            if ident not in self._points or ident in buffered:
+                continue
+            if crashes.get(ident, 0) >= CRASHES_BEFORE_FAILING:
+                why, status = f"in flight during {crashes[ident]} crashes of the job", FAILED
+            elif abandons.get(ident, 0) >= CRASHES_BEFORE_FAILING:
+                why, status = (f"still running when {abandons[ident]} stopped jobs gave up on it (stop_within "
+                               f"{self.config.checkpoint.stop_within:g} s after the signal)"), TIMEOUT
+            else:
+                continue
+            log.warning("individual %d: %s, recorded as %s", ident, why, "failed" if status == FAILED else "timeout")
+            self._done(ident, self.problem.penalised(why, status), 0.0, -1)
         self._tell_ready(self.rules)
 
     # ------------------------------------------------------------ files and log

@@ -10,7 +10,10 @@ emptied. On resume the journal tells:
   completed evaluation is repeated (not even after kill -9);
 - the individuals that were in flight when a job died: one that was in flight
   during two crashes is recorded as failed instead of being tried a third time,
-  so one poisonous parameter set cannot crash-loop a campaign.
+  so one poisonous parameter set cannot crash-loop a campaign;
+- the individuals a stopped job abandoned (still running ``stop_within`` after the
+  signal): one abandoned by two jobs is recorded as timed out, so an evaluation that
+  hangs cannot requeue a job forever.
 
 Events: {"event": "session", ...} (with the schedule's rules), {"event": "start", "id",
 "rank"}, {"event": "done", "id", "time", "x", "objectives", "features", "status",
@@ -26,7 +29,7 @@ import threading
 import time
 from collections import defaultdict
 
-CRASHES_BEFORE_FAILING = 2
+CRASHES_BEFORE_FAILING = 2  # sessions that died, or stopped without it finishing, with a point in flight
 
 
 class Journal:
@@ -91,6 +94,15 @@ class Journal:
                     in_flight.add(e["id"])
                 else:  # done or abandoned
                     in_flight.discard(e["id"])
+        return dict(counts)
+
+    def abandons(self):
+        """{id: number of earlier sessions that were stopped by a signal while it was still
+        being evaluated after their stop_within (each abandons it once)}."""
+        counts = defaultdict(int)
+        for e in self.entries:
+            if e["event"] == "abandoned" and "id" in e:
+                counts[e["id"]] += 1
         return dict(counts)
 
 
