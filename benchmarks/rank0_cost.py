@@ -21,9 +21,12 @@ values per individual (as a cell model stores), and evaluation seconds around 8 
 calls the journal callbacks as the MPI evaluator does. Wrapped in this process (hpcopt
 is not edited): the generator's ``ask``, ``tell`` (IBEA: of it ``ibea._losses``)
 and ``state``, the run's ``runfile.Writer.checkpoint``, the journal's ``clear``. Rank-0 seconds of a
-generation = the time from one generation's start to the next one's, minus the time in
-the evaluator (which on a cluster overlaps the evaluations: the journal lines written
-then are reported separately).
+generation = how long the ranks wait for rank 0: from the generation's last result to the
+next generation's first task handed out (the loop tells, asks and queues the next
+generation first; it writes the checkpoint and rewrites the journal in its breeder thread
+while that generation runs). Rank 0's work per generation (from one ask to the next,
+minus the time in the evaluator, whose journal lines are reported separately) is
+reported beside it.
 
 This is a measurement: it prints (and writes to benchmarks/results/rank0_cost.md and
 rank0_cost.json) the shares and whether the targets are met, and exits 0 either way.
@@ -44,7 +47,7 @@ import numpy as np
 
 from hpcopt import config as configuration
 from hpcopt.execute import loop as driver
-from hpcopt.execute.executor import END, Executor
+from hpcopt.execute.executor import END, MAX_SLEEP, Executor
 from hpcopt.optimize import ibea
 from hpcopt.problem.outcome import FAILED, OK, Outcome
 from hpcopt.problem.space import Problem
@@ -78,18 +81,24 @@ class SyntheticEvaluator(Executor):
         self.rng = np.random.default_rng(seed)
         self.centres = self.rng.random((OBJECTIVES, problem.dimension))
         self.compute = []  # seconds making outcomes, per map call
-        self.callbacks = []  # seconds in the journal callbacks, per map call
+        self.callbacks = []  # seconds in the journal callbacks, per generation
+        self.first_take, self.last_done = [], []  # perf_counter: a generation's first task out, its last result in
 
     def stream(self, take, done, *, started=None, stopping=None, grace=0.0):
+        delay = 1e-5
         while True:
             tasks = []
             while (task := take(0)) not in (None, END):
+                if not tasks:
+                    self.first_take.append(time.perf_counter())  # the ranks' wait for this generation ends
                 tasks.append(task)
             if not tasks:
                 if task is END:
                     return []
-                time.sleep(1e-4)  # the loop's breeder is telling and asking
+                time.sleep(delay)  # the loop's breeder is telling and asking: wait as the real executors do
+                delay = min(2 * delay, MAX_SLEEP)
                 continue
+            delay = 1e-5
             self.batch([key for key, _ in tasks], np.array([x for _, x in tasks]), started, done)
 
     def batch(self, keys, X, started, done):
@@ -115,6 +124,7 @@ class SyntheticEvaluator(Executor):
         end = time.perf_counter()
         self.compute.append(middle - start)
         self.callbacks.append(end - middle)
+        self.last_done.append(end)  # the ranks' wait for the next generation starts
 
 
 def start_loop(algorithm, population, generations, workdir):
@@ -190,12 +200,15 @@ def measure(algorithm, population, generations, workdir):
     rows = []
     for g in range(len(marks) - 1):
         cycle = marks[g + 1] - marks[g]
-        rank0 = cycle - evaluator.compute[g] - evaluator.callbacks[g]
+        work = cycle - evaluator.compute[g] - evaluator.callbacks[g]
+        # the ranks wait from the generation's last result to the next one's first task
+        following = evaluator.first_take[g + 1] if g + 1 < len(evaluator.first_take) else marks[g + 1]
+        rank0 = following - evaluator.last_done[g]
         parts = {label: tally.get((label, g)) for label in PARTS}
         rows.append({
             "generation": g, **parts,
-            "other": rank0 - parts["snapshot"] - parts["ask"] - parts["tell"] - parts["write"],
-            "rank0": rank0, "callbacks": evaluator.callbacks[g], "file_mb": sizes.get(g, 0) / 2**20,
+            "other": work - parts["snapshot"] - parts["ask"] - parts["tell"] - parts["write"],
+            "work": work, "rank0": rank0, "callbacks": evaluator.callbacks[g], "file_mb": sizes.get(g, 0) / 2**20,
             "share": rank0 / (EVALUATION_SECONDS + rank0),
         })
     return {"algorithm": algorithm, "population": population, "rows": rows, "generations": len(rows),
@@ -224,7 +237,7 @@ def label(result):
 
 def window(rows):
     """Medians over ``rows`` of every timing (a dict)."""
-    keys = ("rank0", "share", "tell", "ask", "checkpoint", "journal_clear", "write", "file_mb")
+    keys = ("rank0", "work", "share", "tell", "ask", "checkpoint", "journal_clear", "write", "file_mb")
     return {key: harness.median(rows, key) for key in keys}
 
 
@@ -309,9 +322,10 @@ def summary(results, args):
         for w in (early, late):
             targets.append(harness.target(
                 f"rank 0's share of an 8 s generation on 1,000 ranks: {name} ({sizing}, d = {DIMENSION}, "
-                f"{OBJECTIVES} objectives), {w['label']} (median; run file {w['file_mb']:.0f} MB; rank 0 "
-                f"{harness.ms(w['rank0'])} ms, of it tell {harness.ms(w['tell'])}, checkpoint "
-                f"{harness.ms(w['checkpoint'])}, journal rewrite {harness.ms(w['journal_clear'])})",
+                f"{OBJECTIVES} objectives), {w['label']} (median; run file {w['file_mb']:.0f} MB; the ranks wait "
+                f"{harness.ms(w['rank0'])} ms for rank 0; its work {harness.ms(w['work'])} ms, of it tell "
+                f"{harness.ms(w['tell'])}, checkpoint {harness.ms(w['checkpoint'])} and journal rewrite "
+                f"{harness.ms(w['journal_clear'])} while the next generation runs)",
                 f"< {SHARE_TARGET:.0%}", f"{w['share']:.2%}", w["share"] < SHARE_TARGET))
     return lines, targets
 

@@ -266,6 +266,7 @@ class Loop:
         self.written = self.generation  # records in the run file
         self.finishing = False
         self.failure = []
+        self.handed_out = self.dispatch_target = 0  # points handed to the executor; what a checkpoint waits for
 
     @property
     def rules(self):
@@ -334,6 +335,9 @@ class Loop:
         with self.lock:
             if not self.queue:
                 return END if self.all_queued else None
+            self.handed_out += 1
+            if self.handed_out == self.dispatch_target:
+                self.lock.notify_all()
             return self.queue.popleft()
 
     def _done(self, ident, outcome, seconds, rank):
@@ -361,7 +365,9 @@ class Loop:
                 due = (finished
                        or self.generation - self.written >= every.every_generations
                        or (every.every_seconds and time.time() - self.last_write >= every.every_seconds))
-                if due and not self.finishing:
+                if due:
+                    with self.lock:  # h5py holds the GIL while it writes: hand the ranks their work first
+                        self.lock.wait_for(lambda: self.finishing or self.handed_out >= self.dispatch_target)
                     self._write()
                 if finished:
                     return
@@ -383,6 +389,8 @@ class Loop:
             self._points.update((int(i), x) for i, x in zip(ids, X))
             if self.queue is not None:
                 self.queue.extend((int(i), x) for i, x in zip(ids, X))
+                # a checkpoint waits until every rank has one of these (or all are out)
+                self.dispatch_target = self.handed_out + min(len(self.queue), self.executor.size)
             self.all_queued = self.schedule.all_asked(self, rules)
         return len(ids)
 
@@ -480,14 +488,15 @@ class Loop:
             if ident not in self._points or ident in buffered:
                 continue
             if crashes.get(ident, 0) >= CRASHES_BEFORE_FAILING:
-                why, status = f"in flight during {crashes[ident]} crashes of the job", FAILED
+                why, status = f"in flight during {crashes[ident]} crashes", FAILED
+                error = f"{why} of the job"
             elif abandons.get(ident, 0) >= CRASHES_BEFORE_FAILING:
-                why, status = (f"still running when {abandons[ident]} stopped jobs gave up on it (stop_within "
-                               f"{self.config.checkpoint.stop_within:g} s after the signal)"), TIMEOUT
+                why, status = f"still running when {abandons[ident]} stopped jobs gave up on it", TIMEOUT
+                error = f"{why} (stop_within {self.config.checkpoint.stop_within:g} s after the signal)"
             else:
                 continue
             log.warning("individual %d: %s, recorded as %s", ident, why, "failed" if status == FAILED else "timeout")
-            self._done(ident, self.problem.penalised(why, status), 0.0, -1)
+            self._done(ident, self.problem.penalised(error, status), 0.0, -1)
         self._tell_ready(self.rules)
 
     # ------------------------------------------------------------ files and log

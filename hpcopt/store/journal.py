@@ -37,8 +37,9 @@ class Journal:
 
     def __init__(self, path, **session):
         self.path = path + ".journal"
-        self.entries = _read(self.path)
+        self.entries = _read(self.path)  # earlier sessions' entries, for the resume
         _cut_partial_line(self.path)  # or the next line would be glued to it
+        self._lines = [(e, json.dumps(e) + "\n") for e in self.entries]  # the file, as (entry, line)
         self._lock = threading.Lock()
         self._file = open(self.path, "a", encoding="utf-8")
         self.write({"event": "session", "time": time.time(), "pid": os.getpid(), **session})
@@ -48,6 +49,7 @@ class Journal:
         with self._lock:
             self._file.write(line)
             self._file.flush()
+            self._lines.append((entry, line))
 
     def started(self, ident, rank):
         self.write({"event": "start", "id": ident, "rank": rank})
@@ -65,13 +67,14 @@ class Journal:
 
     def clear(self, keep):
         """After a checkpoint: keep only the entries for which keep(entry) is true (those
-        the checkpoint does not hold). The file is rewritten atomically."""
+        the checkpoint does not hold). The file is rewritten atomically, from what this
+        object knows is in it (nothing is read back)."""
         with self._lock:
             self._file.close()
-            kept = [e for e in _read(self.path) if keep(e)]
+            self._lines = [(e, line) for e, line in self._lines if keep(e)]
             tmp = self.path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(e) + "\n" for e in kept)
+                f.writelines(line for _, line in self._lines)
             os.replace(tmp, self.path)
             self.entries = [e for e in self.entries if keep(e)]
             self._file = open(self.path, "a", encoding="utf-8")
