@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -73,3 +74,10 @@ def hangs(params):
         lock.acquire()  # never returns
     time.sleep(0.01)
     return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}
+
+
+def exits(params):
+    """Calls sys.exit(0) for x0 > 0.5: a model that ends the process must not end the run."""
+    if params["x0"] > 0.5:
+        sys.exit(0)
+    return {"f1": params["x0"], "f2": 1 - params["x0"] + params["x1"]}

@@ -5,7 +5,7 @@ through Import3d with BluePyOpt's axon replacement, or inline cylinders), the
 from ..config.expressions import distribution_function
 from . import mechanisms, session
 from .session import SetupError
-from .simulation import run
+from .simulation import SimulationError, run
 
 
 class Cell:
@@ -145,7 +145,11 @@ class Cell:
 
         def set_distributed(value):
             for seg, distance in zip(segments, distances):
-                setattr(seg, p.attribute, f(distance, value))
+                try:
+                    setattr(seg, p.attribute, f(distance, value))
+                except (ArithmeticError, ValueError) as err:  # this value: a failed evaluation, not a crash
+                    raise SimulationError(f"parameters: {p.name} = {value!r}: {p.distribution!r} at distance "
+                                          f"{distance:g} um: {type(err).__name__}: {err}") from err
 
         return set_distributed
 

@@ -49,7 +49,7 @@ class FunctionEvaluator:
         params.update(self.frozen)
         try:
             result = self.function(params)
-        except Exception as err:  # a bad parameter set is data, not a bug of the run
+        except (Exception, SystemExit) as err:  # a bad parameter set is data (sys.exit() too)
             where = traceback.extract_tb(err.__traceback__)[-1]
             return problem.penalised(f"{type(err).__name__}: {err} ({where.filename}:{where.lineno})")
         try:

@@ -1,0 +1,107 @@
+"""Files from elsewhere are data, not code: hostile inputs a colleague's config or run
+file could carry. Each must be refused with one line (exit 2) or scored as a failed
+evaluation, and must never run anything."""
+
+import json
+
+import h5py
+import pytest
+from conftest import HERE, hpcopt, write_config
+
+from hpcopt.config.expressions import ExpressionError, distribution_function
+
+ESCAPES = [
+    "().__class__.__base__.__subclasses__()",
+    "[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'catch_warnings'][0]()"
+    "._module.__builtins__['__import__']('os').system('touch {marker}')",
+    "__import__('os').system('touch {marker}')",
+    "math.__dict__['exp']({value})",
+    "{value}.__class__",
+    "(lambda: 1)()",
+    "9**9**9**9",  # a number, but not a finite one: refused for what it gives
+]
+
+
+def cell(tmp_path, expression, bounds=None):
+    """examples/cell with its apical g_pas distributed by ``expression`` (and ``bounds``)."""
+    raw = json.load(open(f"{HERE}/../examples/cell/config.json"))
+    for p in raw["problem"]["cell"]["parameters"]:
+        if p["param_name"] == "g_pas" and p.get("sectionlist") == "apical":
+            p.update(type="range", dist_type="exp", dist=expression, **({"bounds": bounds} if bounds else {}))
+    raw["optimizer"] = {"algorithm": "cmaes", "population": 2, "generations": 1}
+    return write_config(tmp_path, problem=raw["problem"], optimizer=raw["optimizer"])
+
+
+@pytest.mark.parametrize("payload", ESCAPES)
+def test_a_distance_expression_never_runs_code(tmp_path, payload):
+    marker = tmp_path / "ran"
+    expression = payload.replace("{marker}", str(marker))
+    with pytest.raises(ExpressionError):
+        distribution_function(expression)(1.0, 1.0) if "9**9" not in payload else _finite(expression)
+    done = hpcopt("validate", cell(tmp_path, expression), check=False)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "problem.cell.parameters" in done.stderr and ".dist:" in done.stderr
+    assert not marker.exists()
+
+
+def _finite(expression):
+    try:
+        distribution_function(expression)(1.0, 1.0)
+    except OverflowError as err:
+        raise ExpressionError(str(err)) from err
+
+
+def test_blueopts_own_expressions_still_evaluate_as_before():
+    expression = "(-0.8696 + 2.087*math.exp(({distance})*0.0031))*{value}"
+    f = distribution_function(expression)
+    for distance in (0.0, 12.5, 660.0, 1234.567):
+        reference = eval(expression.format(distance=repr(distance), value="0.0002"), {"math": __import__("math")})
+        assert f(distance, 0.0002) == reference
+
+
+def test_a_doctored_run_file_is_refused_before_anything_is_built(tmp_path):
+    """A run file whose stored config carries an escape: export and report say so in one
+    line and run nothing."""
+    path = cell(tmp_path, "{value}")
+    hpcopt("run", path, "-o", tmp_path / "run.h5")
+    marker = tmp_path / "ran"
+    with h5py.File(tmp_path / "run.h5", "r+") as f:
+        config = json.loads(f.attrs["config"])
+        parameters = config["problem"]["cell"]["parameters"]
+        apical = next(p for p in parameters if p["param_name"] == "g_pas" and p.get("sectionlist") == "apical")
+        apical["dist"] = f"__import__('os').system('touch {marker}')"
+        f.attrs["config"] = json.dumps(config)
+    for command in (["export", tmp_path / "run.h5", "--hoc", tmp_path / "cell.hoc"],
+                    ["resume", tmp_path / "run.h5", "--generations", 2]):
+        done = hpcopt(*command, check=False)
+        assert done.returncode == 2 and "not allowed" in done.stderr, (command, done.stderr)
+        assert not marker.exists()
+    # the report is made from the stored data and says why it re-simulates nothing
+    done = hpcopt("report", tmp_path / "run.h5", "-o", tmp_path / "report")
+    assert "not allowed" in done.stderr and (tmp_path / "report" / "index.html").exists()
+    assert not marker.exists()
+    assert not (tmp_path / "cell.hoc").exists()
+
+
+def test_an_expression_that_fails_for_some_values_is_a_failed_evaluation(tmp_path):
+    """math.log({value} - 0.5) evaluates at validation (value 1) and fails for value 0.1."""
+    path = cell(tmp_path, "math.log({value} - 0.5) * 1e-4", bounds=[0.1, 1.0])
+    params = tmp_path / "p.json"
+    truth = json.load(open(f"{HERE}/../examples/cell/truth.json"))
+    params.write_text(json.dumps({**truth, "g_pas.apical": 0.1}))
+    done = hpcopt("evaluate", path, "--params", params, "--json", check=False)
+    result = json.loads(done.stdout)
+    assert result["status"] == "failed" and "ValueError: math domain error" in result["error"], done.stdout
+
+
+@pytest.mark.parametrize("ranks", [None, 2])
+def test_a_function_calling_sys_exit_is_a_failed_evaluation_not_a_finished_run(tmp_path, ranks):
+    problem = {"function": "models:exits", "parameters": {"x0": [0, 1], "x1": [0, 1]}, "objectives": ["f1", "f2"]}
+    path = write_config(tmp_path, problem=problem, optimizer={"algorithm": "ibea", "population": 6, "generations": 3})
+    hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=ranks)
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert len(f["generations"]) == 3
+        g = f["generations/000000"]
+        failed = g["status"][()] == 1
+        assert failed.any() and (failed == (g["parameters"][()][:, 0] > 0.5)).all()
+        assert all(e.decode().startswith("SystemExit: 0") for e, bad in zip(g["error"][()], failed) if bad)
