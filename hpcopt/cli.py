@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import sys
 import time
 import traceback
@@ -350,7 +351,12 @@ def _lock(path, fresh=False):
     """
     import fcntl
 
-    lock = open(path + ".lock", "a+")
+    try:  # never through a symlink: it could point at another file of the user's
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        raise ConfigError(path + ".lock", f"cannot open the lock file ({err.strerror}); if it is a symlink, "
+                                          "remove it") from None
+    lock = os.fdopen(fd, "r+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -360,6 +366,10 @@ def _lock(path, fresh=False):
         raise ConfigError(path, f"another job is using this run file (lock {path}.lock held by {holder})") from None
     except OSError as err:  # ENOLCK, ENOSYS: a filesystem without locks (NFS without lockd, Lustre noflock)
         log.warning("cannot lock %s.lock (%s): make sure no other job writes %s", path, err.strerror, path)
+    info = os.fstat(lock.fileno())
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        lock.close()
+        raise ConfigError(path + ".lock", "is not a regular file of yours: remove it")
     lock.seek(0)
     lock.truncate()
     job = os.environ.get("SLURM_JOB_ID")
@@ -441,10 +451,15 @@ def _best(args):
     else:
         print(f"best: {where}, score {result['score']:.6g}")
         for name, value in result["parameters"].items():
-            print(f"  {name} = {value:.10g}")
+            print(f"  {_printable(name)} = {value:.10g}")
         for name, value in result["objectives"].items():
-            print(f"  {name}: {value:.6g}")
+            print(f"  {_printable(name)}: {value:.6g}")
     return 0
+
+
+def _printable(name):
+    """A name from a file, for a terminal: control characters (escape sequences) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def _evaluate(args):

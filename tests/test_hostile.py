@@ -3,6 +3,8 @@ file could carry. Each must be refused with one line (exit 2) or scored as a fai
 evaluation, and must never run anything."""
 
 import json
+import subprocess
+import sys
 
 import h5py
 import pytest
@@ -105,3 +107,60 @@ def test_a_function_calling_sys_exit_is_a_failed_evaluation_not_a_finished_run(t
         failed = g["status"][()] == 1
         assert failed.any() and (failed == (g["parameters"][()][:, 0] > 0.5)).all()
         assert all(e.decode().startswith("SystemExit: 0") for e, bad in zip(g["error"][()], failed) if bad)
+
+
+def test_hostile_names_in_a_run_file_are_only_ever_written_as_data(tmp_path):
+    """A protocol named to break out of a hoc comment or a Python docstring: the exported
+    files load and run without running it."""
+    marker = tmp_path / "ran"
+    path = cell(tmp_path, "{value}")
+    hpcopt("run", path, "-o", tmp_path / "run.h5")
+    hostile = f'x\n{{system("touch {marker}")}}\n"""\nimport os; os.system("touch {marker}")\n'
+    with h5py.File(tmp_path / "run.h5", "r+") as f:
+        config = json.loads(f.attrs["config"])
+        for section in ("protocols", "features"):
+            table = config["problem"]["cell"][section]
+            first = next(iter(table))
+            table[hostile] = table.pop(first)
+        f.attrs["config"] = json.dumps(config)
+    hpcopt("export", tmp_path / "run.h5", "--hoc", tmp_path / "cell.hoc")
+    hpcopt("export", tmp_path / "run.h5", "--python", tmp_path / "cell.py")
+    load = "import sys; from neuron import h; h.load_file(sys.argv[1])"
+    subprocess.run([sys.executable, "-c", load, str(tmp_path / "cell.hoc")], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(tmp_path / "cell.py")], check=True, capture_output=True)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"param_name": 'x = 1\nsystem("id")', "type": "global", "value": 1}, "param_name: expected a NEURON name"),
+    ({"param_name": "gl_hh", "attribute": "gl_hh}{system(1)", "type": "section", "sectionlist": "somatic",
+      "value": 1}, "attribute: expected a NEURON name"),
+])
+def test_names_that_become_neuron_code_must_be_names(tmp_path, entry, message):
+    path = cell(tmp_path, "{value}")
+    raw = json.load(open(path))
+    raw["problem"]["cell"]["parameters"].append(entry)
+    json.dump(raw, open(path, "w"))
+    done = hpcopt("validate", path, check=False)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr
+
+
+def test_the_lock_file_never_follows_a_symlink(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n")
+    (tmp_path / "run.h5.lock").symlink_to(precious)
+    problem = {"function": "hpcopt.testfunctions:zdt1", "parameters": {"x0": [0, 1], "x1": [0, 1]},
+               "objectives": ["f1", "f2"]}
+    path = write_config(tmp_path, problem=problem, optimizer={"algorithm": "ibea", "population": 4, "generations": 1})
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", check=False)
+    assert done.returncode == 2 and "run.h5.lock" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert precious.read_text() == "keep me\n" and not (tmp_path / "run.h5").exists()
+
+
+def test_best_prints_names_escape_sequences_escaped(tmp_path):
+    problem = {"function": "models:named", "parameters": {"x\x1b[2Jy": [0, 1], "z": [0, 1]},
+               "objectives": ["f\x1b]0;owned\x07"]}
+    path = write_config(tmp_path, problem=problem, optimizer={"algorithm": "ibea", "population": 4, "generations": 1})
+    hpcopt("run", path, "-o", tmp_path / "run.h5")
+    out = hpcopt("best", tmp_path / "run.h5").stdout
+    assert "\x1b" not in out and "\\x1b[2J" in out

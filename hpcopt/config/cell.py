@@ -298,9 +298,11 @@ def _parameters(raw, where):
         kind, name = t["type"], t["param_name"]
         if kind not in ("global", "section", "range"):
             raise w.error("type", f"expected global, section or range, found {fields.show(kind)}")
-        if not isinstance(name, str) or not name:
-            raise w.error("param_name", f"expected a name, found {fields.show(name)}")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise w.error("param_name", f"expected a NEURON name (letters, digits, _), found {fields.show(name)}")
         attribute = t.get("attribute", name)  # BluePyOpt sets param_name; mech and mech_param are descriptive
+        if not isinstance(attribute, str) or not attribute.isidentifier():
+            raise w.error("attribute", f"expected a NEURON name (letters, digits, _), found {fields.show(attribute)}")
         sectionlist, distribution = "", ""
         if kind != "global":
             sectionlist = t.get("sectionlist")
@@ -366,7 +368,10 @@ def _protocols(raw, where, base_dir):
                                                        if k in rt}, rw)
             if any(x.name == rt["name"] for x in recordings):
                 raise rw.error("name", f"recording {rt['name']!r} given twice")
-            recordings.append(Recording(rt["name"], rt.get("var", "v"), location))
+            variable = rt.get("var", "v")
+            if not isinstance(variable, str) or not variable.isidentifier():
+                raise rw.error("var", f"expected a NEURON range variable (v, cai, ...), found {fields.show(variable)}")
+            recordings.append(Recording(rt["name"], variable, location))
         first = stimuli[0]
         stim_start = fields.number(t, w, "stim_start", minimum=0) if "stim_start" in t else first.delay
         stim_end = fields.number(t, w, "stim_end", above=0) if "stim_end" in t else first.delay + first.duration

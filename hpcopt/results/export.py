@@ -187,7 +187,15 @@ def _about(model, comment):
             "directory it starts in), or load hpcopt's build of them:",
             f"  {model['library']}",
         ]
-    return "\n".join(comment + line if line else comment.rstrip() for line in lines)
+    return "\n".join(comment + _text(line) if line else comment.rstrip() for line in lines)
+
+
+def _text(text):
+    """``text`` safe inside a comment or docstring of the exported files: no line breaks
+    or other control characters (a name from a run file must not end the comment and
+    become code), no triple quotes, backslashes doubled."""
+    text = "".join(c if c.isprintable() else "?" for c in str(text))
+    return text.replace("\\", "\\\\").replace('"""', "'''")
 
 
 # ---------------------------------------------------------------- hoc
@@ -242,11 +250,11 @@ def hoc(model):
     out += ["", "// parameters, in the order hpcopt applies them"]
     for kind, attribute, sectionlist, value, about in model["parameters"]:
         if kind == "global":
-            out.append(f"{attribute} = {value!r}  // {about}")
+            out.append(f"{attribute} = {value!r}  // {_text(about)}")
         elif kind in ("section", "range"):
-            out.append(f"forsec cell.{sectionlist} {{ {attribute} = {value!r} }}  // {about}")
+            out.append(f"forsec cell.{sectionlist} {{ {attribute} = {value!r} }}  // {_text(about)}")
         else:
-            out.append(f"// {about}: one value per segment")
+            out.append(f"// {_text(about)}: one value per segment")
             by_section = {}
             for section, x, v in value:
                 by_section.setdefault(section, []).append(f"{attribute}({x!r}) = {v!r}")
@@ -259,12 +267,12 @@ def hoc(model):
         out += ["{cvode_active(0)}", f"dt = {s['dt']!r}", f"steps_per_ms = {1.0 / s['dt']!r}"]
     out += ["", "// The fit's protocols (each ran from stdinit() to tstop; stimuli and recordings at):"]
     for p in model["protocols"]:
-        out.append(f"//   {p['name']}: tstop {p['tstop']:g} ms")
+        out.append(f"//   {_text(p['name'])}: tstop {p['tstop']:g} ms")
         for st in p["stimuli"]:
             detail = {k: v for k, v in st.items() if k not in ("type", "section", "x")}
             out.append(f"//     {st['type']} at cell.{st['section']}({st['x']!r}): {json.dumps(detail)}")
         for r in p["recordings"]:
-            out.append(f"//     record {r['var']} at cell.{r['section']}({r['x']!r}) as {r['name']!r}")
+            out.append(f"//     record {r['var']} at cell.{r['section']}({r['x']!r}) as {_text(repr(r['name']))}")
     return "\n".join(out) + "\n"
 
 
