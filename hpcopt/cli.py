@@ -231,6 +231,7 @@ def _prepare(args, comm):
     if source is None:
         return None
     path, raw, name, base, resume = source
+    path = os.path.abspath(path)  # a factory may change the working directory (a notebook runs in its own)
 
     def parse():
         config = configuration.parse(raw, source=name, base_dir=base)
@@ -468,8 +469,8 @@ def _evaluate(args):
     from .problem.outcome import STATUS_NAMES
 
     config = configuration.load(args.config)
+    given = configuration.read_json(args.params, what="parameters")  # before a factory may change directory
     problem = Problem(config)
-    given = configuration.read_json(args.params, what="parameters")
     if not isinstance(given, dict):
         raise ConfigError(args.params, "expected an object {parameter name: value}")
     unknown = [name for name in given if name not in problem.names]
