@@ -86,3 +86,10 @@ def exits(params):
 def named(params):
     """One objective, the sum of the parameters, whatever they are called."""
     return [sum(params.values())]
+
+
+def huge_error(params):
+    """Raises with a 10 MB message for x0 < 0.5."""
+    if params["x0"] < 0.5:
+        raise ValueError("x" * 10_000_000)
+    return {"f1": params["x0"], "f2": 1 - params["x0"]}

@@ -3,6 +3,7 @@ file could carry. Each must be refused with one line (exit 2) or scored as a fai
 evaluation, and must never run anything."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -164,3 +165,37 @@ def test_best_prints_names_escape_sequences_escaped(tmp_path):
     hpcopt("run", path, "-o", tmp_path / "run.h5")
     out = hpcopt("best", tmp_path / "run.h5").stdout
     assert "\x1b" not in out and "\\x1b[2J" in out
+
+
+def test_a_huge_error_message_is_cut(tmp_path):
+    problem = {"function": "models:huge_error", "parameters": {"x0": [0, 1], "x1": [0, 1]},
+               "objectives": ["f1", "f2"]}
+    path = write_config(tmp_path, problem=problem, optimizer={"algorithm": "ibea", "population": 4, "generations": 3})
+    hpcopt("run", path, "-o", tmp_path / "run.h5")
+    assert (tmp_path / "run.h5").stat().st_size < 1_000_000
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        errors = [e.decode() for g in f["generations"].values() for e in g["error"][()] if e]
+    assert errors and all(e.endswith(" characters, cut)") and len(e) < 1100 for e in errors)
+
+
+def test_a_planted_mechanisms_build_in_a_shared_cache_is_not_loaded(tmp_path):
+    """Another user's (here: world-writable) build at the predictable path is refused."""
+    script = ("import sys; from hpcopt.neuron import mechanisms; "
+              "print(mechanisms.compiled(sys.argv[1], cache=sys.argv[2]))")
+    mod_dir = f"{HERE}/data/l5pc_like/mechanisms"
+    built = subprocess.run([sys.executable, "-c", script, mod_dir, str(tmp_path)], capture_output=True, text=True,
+                           check=True).stdout.strip().splitlines()[-1]
+    os.chmod(built, 0o777)
+    done = subprocess.run([sys.executable, "-c", script, mod_dir, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode != 0 and "not yours or that others can write to" in done.stderr
+
+
+def test_a_damaged_journal_line_is_skipped_with_a_warning(tmp_path):
+    from hpcopt.store.journal import Journal
+
+    path = str(tmp_path / "run.h5")
+    with open(path + ".journal", "w") as f:
+        f.write('{"event": "session"}\n{"event": "start", "id": 3, "ra\x00\x00\n{"event": "abandoned", "id": 3}\n')
+    journal = Journal(path)
+    journal.close()
+    assert [e["event"] for e in journal.entries] == ["session", "abandoned"]

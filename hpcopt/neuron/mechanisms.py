@@ -41,6 +41,7 @@ def compiled(mod_dir, cache=None):
     cache = cache or os.environ.get("HPCOPT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "hpcopt")
     target = os.path.join(cache, "mechanisms-" + digest.hexdigest()[:16])
     if library(target):
+        _check_owner(target, library(target))
         return target
     os.makedirs(cache, exist_ok=True)
     build = tempfile.mkdtemp(prefix=".build-", dir=cache)
@@ -61,6 +62,17 @@ def compiled(mod_dir, cache=None):
         if os.path.exists(build):
             shutil.rmtree(build, ignore_errors=True)
     return target
+
+
+def _check_owner(*paths):
+    """A build is loaded into every rank: in a shared cache, only one of the user's (or
+    root's) that nobody else can write to (the hash of the sources is predictable)."""
+    for path in paths:
+        info = os.stat(path)
+        if info.st_uid not in (os.geteuid(), 0) or info.st_mode & 0o002:
+            raise session.SetupError(
+                f"{path}: a mechanisms build that is not yours or that others can write to; hpcopt will not "
+                "load it. Remove it, or set HPCOPT_CACHE to a folder of your own")
 
 
 def library(directory):

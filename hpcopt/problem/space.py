@@ -11,6 +11,8 @@ from ..neuron import mechanisms
 from .function import FunctionEvaluator
 from .outcome import FAILED, Outcome
 
+MAX_ERROR = 1000  # characters of a failed evaluation's message kept
+
 
 class Problem:
     """Parameters, objectives and bounds of a run, without any evaluation code.
@@ -48,6 +50,10 @@ class Problem:
         return np.asarray(F) @ self.weights
 
     def penalised(self, error, status=FAILED):
+        """The Outcome of a failed evaluation; ``error`` cut to MAX_ERROR characters (the
+        run file keeps every message)."""
+        if len(error) > MAX_ERROR:
+            error = f"{error[:MAX_ERROR - 40]}... ({len(error):,} characters, cut)"
         return Outcome(np.full(len(self.objectives), self.penalty), status, error,
                        np.full(len(self.features), np.nan))
 

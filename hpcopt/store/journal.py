@@ -24,6 +24,7 @@ events is the order in which the generator is told the results (execute/loop.py)
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -142,8 +143,12 @@ def _read(path):
     entries = []
     for number, line in enumerate(lines):
         try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
+            entry = json.loads(line)
+            if not isinstance(entry, dict) or "event" not in entry:
+                raise ValueError("not an event")
+        except ValueError:  # a damaged line: what it said is evaluated again
             if number != len(lines) - 1:
-                raise
+                logging.getLogger("hpcopt").warning("%s: line %d is damaged and was skipped", path, number + 1)
+            continue
+        entries.append(entry)
     return entries
