@@ -63,6 +63,25 @@ class Executor:
         abandoned = self.stream(take, finish, started=started, stopping=stopping, grace=grace)
         return results, abandoned
 
+    def evaluate_here(self, take, done, started, stopping):
+        """Evaluate in this thread, as rank 0, whatever ``take`` hands out, until it says END
+        or ``stopping()`` is true (``self.evaluate``: (d,) -> Outcome)."""
+        delay = 1e-5
+        while not stopping():
+            task = take(0)
+            if task is END:
+                return
+            if task is None:  # another thread of the caller is about to hand out more
+                time.sleep(delay)
+                delay = min(2 * delay, MAX_SLEEP)
+                continue
+            delay = 1e-5
+            key, x = task
+            started(key, 0)
+            start = time.perf_counter()
+            outcome = self.evaluate(x)
+            done(key, outcome, time.perf_counter() - start, 0)
+
     def describe(self):
         """How many ranks, for the log."""
         return f"{self.size} ranks"
@@ -81,23 +100,7 @@ class SerialExecutor(Executor):
         self.evaluate = evaluate
 
     def stream(self, take, done, *, started=None, stopping=None, grace=0.0):
-        stopping = stopping or (lambda: False)
-        started = started or (lambda key, rank: None)
-        delay = 1e-5
-        while not stopping():
-            task = take(0)
-            if task is END:
-                break
-            if task is None:  # another thread of the caller is about to hand out more
-                time.sleep(delay)
-                delay = min(2 * delay, MAX_SLEEP)
-                continue
-            delay = 1e-5
-            key, x = task
-            started(key, 0)
-            start = time.perf_counter()
-            outcome = self.evaluate(x)
-            done(key, outcome, time.perf_counter() - start, 0)
+        self.evaluate_here(take, done, started or (lambda key, rank: None), stopping or (lambda: False))
         return []
 
     def describe(self):

@@ -135,21 +135,8 @@ class MPIExecutor(Executor):
                 target=self._dispatch, args=(take, started, done, stopping, grace, failure, abandoned), daemon=True
             )
             dispatcher.start()
-        delay = 1e-5
-        while self.rank0_evaluates and not stopping() and not failure:
-            task = take(0)
-            if task is END:
-                break
-            if task is None:
-                time.sleep(delay)
-                delay = min(2 * delay, MAX_SLEEP)
-                continue
-            delay = 1e-5
-            key, x = task
-            started(key, 0)
-            start = time.perf_counter()
-            outcome = self.evaluate(x)
-            done(key, outcome, time.perf_counter() - start, 0)
+        if self.rank0_evaluates:
+            self.evaluate_here(take, done, started, lambda: stopping() or bool(failure))
         if dispatcher is not None:
             dispatcher.join()
             if failure:
