@@ -104,7 +104,7 @@ def check_distribution(expression, where):
             if not math.isfinite(result):
                 raise ValueError(f"gives {result} at distance {distance}")
     except ExpressionError as err:
-        raise where.error("dist", f"expression {expression!r}: {err}") from None
+        raise where.error("dist", f"expression {expression!r} does not evaluate: {err}") from None
     except Exception as err:  # any error of a user expression is a config error
         raise where.error("dist", f"expression {expression!r} does not evaluate: {type(err).__name__}: {err}") \
             from err
