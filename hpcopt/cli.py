@@ -291,6 +291,7 @@ def _source(args):
 
         with RunFile(args.runfile) as run:
             raw = run.config
+            run.state(resume=True)  # one that cannot be continued says so now, on every rank
         if args.generations is not None and args.generations < 1:
             raise ConfigError("--generations", f"must be >= 1, found {args.generations}")
         if args.generations is not None:
@@ -319,6 +320,7 @@ def _continued(path, raw, name, base):
 
     with RunFile(path) as run:
         stored = run.config
+        run.state(resume=True)
     new = configuration.parse(raw, source=name, base_dir=base).resolved()
     for resolved in (new, stored):
         resolved["optimizer"] = {k: v for k, v in resolved["optimizer"].items() if k != "generations"}

@@ -314,3 +314,16 @@ def test_in_place_updates_only_where_every_reader_is_seen(tmp_path, monkeypatch,
     mounts.write_text(f"/dev/sda1 / ext4 rw 0 0\nserver:/a\\040b /scratch\\040x {fstype} {options} 0 0\n")
     assert runfile.readers_are_seen("/scratch x/me/run", mounts) is seen
     assert runfile.readers_are_seen("/scratch xy", mounts) is True  # another directory, on /
+
+
+def test_a_run_file_of_layout_1_is_read_but_not_resumed(tmp_path):
+    path = write_config(tmp_path, problem=zdt1_problem(3), optimizer={**OPTIMIZER, "generations": 2})
+    hpcopt("run", path, "-o", tmp_path / "run.h5")
+    with h5py.File(tmp_path / "run.h5", "r+") as f:
+        f.attrs["layout_version"] = 1
+    assert "generations   2 of 2 done" in hpcopt("status", tmp_path / "run.h5").stdout
+    hpcopt("best", tmp_path / "run.h5", "--json")
+    for ranks in (None, 2):
+        done = hpcopt("resume", tmp_path / "run.h5", "--generations", 3, ranks=ranks, check=False)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "made by an earlier hpcopt (run file layout 1)" in done.stderr

@@ -242,7 +242,7 @@ class Loop:
         self.path, self.config, self.problem, self.executor = path, config, problem, executor
         self.interrupted = interrupted
         with runfile.RunFile(path) as run:
-            state = run.state()
+            state = run.state(resume=True)
             self.best = _best_so_far(run)
         schedule = Steady if config.optimizer.asynchronous else Generational
         self.schedule = schedule(config.optimizer, executor.size)

@@ -22,7 +22,8 @@ import numpy as np
 from ..errors import RunFileError
 
 FORMAT = "hpcopt-run"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: the generator's state holds its pending points and their ids
+READABLE = (1, 2)  # versions read for status, report, best and export; only LAYOUT_VERSION resumes
 STATUS_DTYPE = h5py.enum_dtype({"ok": 0, "failed": 1, "timeout": 2}, basetype="u1")
 
 
@@ -366,11 +367,13 @@ class RunFile:
             self.file.close()
             raise RunFileError(f"{path}: not an hpcopt run file (no format='{FORMAT}' attribute)")
         version = _plain(attrs.get("layout_version"))
-        if version != LAYOUT_VERSION:
+        if version not in READABLE:
             self.file.close()
             raise RunFileError(
-                f"{path}: run file layout version {version}, this hpcopt reads version {LAYOUT_VERSION}"
+                f"{path}: run file layout version {version}, this hpcopt reads versions "
+                f"{', '.join(map(str, READABLE))}"
             )
+        self.version = version
 
     def __enter__(self):
         return self
@@ -416,8 +419,12 @@ class RunFile:
             asked=(int(group.attrs["asked_before"]), int(group.attrs["asked_after"])) if "id" in group else None,
         )
 
-    def state(self):
-        """The saved state: {"generator": {...}, other keys: scalars}."""
+    def state(self, resume=False):
+        """The saved state: {"generator": {...}, other keys: scalars}; with ``resume``, a
+        RunFileError for a file whose generator state this hpcopt cannot continue."""
+        if resume and self.version != LAYOUT_VERSION:
+            raise RunFileError(f"{self.path}: made by an earlier hpcopt (run file layout {self.version}): this one "
+                               f"cannot continue its optimiser; status, report, best and export still read it")
         group = self.file["state"]
         state = {key: _plain(value) for key, value in group.attrs.items()}
         generator = {key: _plain(value) for key, value in group["generator"].attrs.items()}
