@@ -106,16 +106,12 @@ def mapped_libraries(maps="/proc/self/maps"):
     return sorted(p for p in paths if os.path.basename(p).startswith("libnrnmech"))
 
 
-def build_folder(library_path):
-    """The folder nrnivmodl built ``library_path`` in (``x86_64``, ``arm64``), above ``.libs``."""
-    directory = os.path.dirname(library_path)
-    return os.path.dirname(directory) if os.path.basename(directory) == ".libs" else directory
-
-
 def compiled_from(library_path):
     """The folder of .mod files that nrnivmodl compiled ``library_path`` from, as it
     recorded it beside the library (makemod2c_inc), or '' if it cannot be told."""
-    directory = build_folder(library_path)
+    directory = os.path.dirname(library_path)
+    if os.path.basename(directory) == ".libs":
+        directory = os.path.dirname(directory)
     try:
         with open(os.path.join(directory, "makemod2c_inc"), encoding="utf-8", errors="replace") as f:
             found = re.findall(r'\(cd "([^"]+)";', f.read())
@@ -172,7 +168,7 @@ def load(mod_dir):
         raise session.SetupError(
             f"{mod_dir}: NEURON already loaded mechanisms {', '.join(clash[:4])}{' ...' if len(clash) > 4 else ''} "
             f"from {other} ({where}), which are not a current build of these files. Run hpcopt from another "
-            f"folder, or remove {build_folder(other)} (or recompile it there with "
+            f"folder, or remove {os.path.dirname(other).removesuffix('/.libs')} (or recompile it there with "
             f"'nrnivmodl {mod_dir}'), or unset NRNMECH_LIB_PATH")
     h.nrn_load_dll(ours)
     _loaded.add(ours)

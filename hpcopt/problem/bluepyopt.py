@@ -10,12 +10,13 @@ its ``evaluate_with_lists`` returns. An exception there is a failed evaluation.
 import math
 import os
 import sys
+import traceback
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..neuron import mechanisms, session
-from .function import exception_text, import_callable, objective_values
+from .function import import_callable
 from .outcome import Outcome
 
 WHERE = "problem.bluepyopt_evaluator"
@@ -33,7 +34,9 @@ def built(spec):
     try:
         evaluator = factory(**spec.kwargs)
     except Exception as err:
-        raise ConfigError(f"{WHERE}.factory", f"{spec.factory}(**arguments) raised {exception_text(err)}") from err
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        raise ConfigError(f"{WHERE}.factory", f"{spec.factory}(**arguments) raised {type(err).__name__}: {err} "
+                                              f"({where.filename}:{where.lineno})") from err
     missing = [a for a in ("params", "objectives", "evaluate_with_lists") if not hasattr(evaluator, a)]
     if missing:
         raise ConfigError(f"{WHERE}.factory", f"{spec.factory} returned a {type(evaluator).__name__}, not a "
@@ -56,8 +59,12 @@ def _note_autoloaded():
     if "neuron" not in sys.modules and "bluepyopt.ephys" not in sys.modules:
         return
     session.load_library()  # NEURON loads ./x86_64 as it is imported
-    for library in mechanisms.mapped_libraries():  # noted as the folder nrnivmodl ran in
-        session.mark_loaded(os.path.dirname(mechanisms.build_folder(library)))
+    for library in mechanisms.mapped_libraries():
+        folder = os.path.dirname(os.path.dirname(library))
+        if os.path.basename(folder) != ".libs":
+            session.mark_loaded(folder)
+        else:
+            session.mark_loaded(os.path.dirname(os.path.dirname(folder)))
 
 
 def space(spec):
@@ -105,9 +112,15 @@ class EvaluatorRoute:
         try:
             values = self.evaluator.evaluate_with_lists([float(v) for v in x])
         except (Exception, SystemExit) as err:  # a bad parameter set is data (sys.exit() too)
-            return problem.penalised(exception_text(err))
+            where = traceback.extract_tb(err.__traceback__)[-1]
+            return problem.penalised(f"{type(err).__name__}: {err} ({where.filename}:{where.lineno})")
         try:
-            return Outcome(objective_values(values, problem.objectives, "evaluate_with_lists"),
-                           features=np.zeros(0))
-        except ValueError as err:
-            return problem.penalised(str(err))
+            objectives = np.array([float(v) for v in values])
+        except (TypeError, ValueError):
+            return problem.penalised(f"evaluate_with_lists returned {type(values).__name__}, not numbers")
+        if objectives.shape != (len(problem.objectives),):
+            return problem.penalised(f"evaluate_with_lists returned {objectives.size} values for "
+                                     f"{len(problem.objectives)} objectives")
+        if not np.all(np.isfinite(objectives)):
+            return problem.penalised("evaluate_with_lists returned non-finite values")
+        return Outcome(objectives, features=np.zeros(0))

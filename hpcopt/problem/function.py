@@ -50,41 +50,33 @@ class FunctionEvaluator:
         try:
             result = self.function(params)
         except (Exception, SystemExit) as err:  # a bad parameter set is data (sys.exit() too)
-            return problem.penalised(exception_text(err))
+            where = traceback.extract_tb(err.__traceback__)[-1]
+            return problem.penalised(f"{type(err).__name__}: {err} ({where.filename}:{where.lineno})")
         try:
-            return Outcome(objective_values(result, problem.objectives), features=np.zeros(0))
+            objectives = self._objectives(result)
         except ValueError as err:
             return problem.penalised(str(err))
+        return Outcome(objectives, features=np.zeros(0))
 
-
-def exception_text(err):
-    """One line on an exception of the user's code: type, message and where it was raised."""
-    where = traceback.extract_tb(err.__traceback__)[-1]
-    return f"{type(err).__name__}: {err} ({where.filename}:{where.lineno})"
-
-
-def objective_values(result, names, who="function"):
-    """(m,) objectives from what the user's code (``who``) returned: {name: value} or a
-    sequence in ``names`` order; ValueError saying what is wrong with it."""
-    if isinstance(result, dict):
-        missing = [n for n in names if n not in result]
-        if missing:
-            raise ValueError(f"{who} returned no value for objective(s) {', '.join(missing)}")
-        values = [result[n] for n in names]
-    else:
+    def _objectives(self, result):
+        names = self.problem.objectives
+        if isinstance(result, dict):
+            missing = [n for n in names if n not in result]
+            if missing:
+                raise ValueError(f"function returned no value for objective(s) {', '.join(missing)}")
+            values = [result[n] for n in names]
+        else:
+            try:
+                values = list(result)
+            except TypeError:
+                raise ValueError(f"function returned {type(result).__name__}, not a dict or sequence") from None
+            if len(values) != len(names):
+                raise ValueError(f"function returned {len(values)} values for {len(names)} objectives")
         try:
-            values = list(result)
-        except TypeError:
-            raise ValueError(f"{who} returned {type(result).__name__}, not a dict or sequence") from None
-        if len(values) != len(names):
-            raise ValueError(f"{who} returned {len(values)} values for {len(names)} objectives")
-    try:
-        objectives = np.array(values, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{who} returned non-numeric objective values") from None
-    if objectives.shape != (len(names),):
-        raise ValueError(f"{who} returned {objectives.shape} values, not one number per objective")
-    bad = [n for n, v in zip(names, objectives) if not math.isfinite(v)]
-    if bad:
-        raise ValueError(f"non-finite value for objective(s) {', '.join(bad)}")
-    return objectives
+            objectives = np.array(values, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError("function returned non-numeric objective values") from None
+        bad = [n for n, v in zip(names, objectives) if not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"non-finite value for objective(s) {', '.join(bad)}")
+        return objectives
