@@ -123,9 +123,6 @@ class Generational:
     def check(self, loop):
         """Nothing to refuse: a smaller generation budget ends the run where it is."""
 
-    def told(self, loop, record):
-        """Nothing to do: the next generation's record starts when it is asked."""
-
     def all_asked(self, loop, rules):
         return loop.generation + (1 if loop.generator.outstanding else 0) >= rules[0]
 
@@ -185,9 +182,6 @@ class Steady:
         g = loop.generator
         n = max(0, min(rules[0] - g.outstanding, rules[1] - g.asked))
         return g.ask(n) if n else None
-
-    def told(self, loop, record):
-        loop.batch_start = record.end_time  # the next batch collects results from here
 
     def check(self, loop):
         g = loop.generator
@@ -447,7 +441,8 @@ class Loop:
                       if self.problem.features else None),
             **self.schedule.extra(batch, g, asked_before),
         )
-        self.schedule.told(self, record)
+        if isinstance(self.schedule, Steady):
+            self.batch_start = record.end_time  # the next batch collects results from here
         i = int(np.argmin(record.scores))
         if self.best is None or record.scores[i] < self.best[0]:
             self.best = (float(record.scores[i]), record.parameters[i])
