@@ -154,7 +154,13 @@ def parse(raw, where, base_dir, wheres=None):
 
     morphology = _morphology(table["morphology"], where / "morphology", base_dir)
     mechanisms = _mechanisms(table["mechanisms"], part("mechanisms"))
-    mod_dir = fields.mod_dir(table, where, base_dir)
+    mod_dir = ""
+    if table.get("mod_dir"):
+        mod_dir = path_of(table["mod_dir"], where, "mod_dir", base_dir)
+        if not os.path.isdir(mod_dir):
+            raise where.error("mod_dir", f"no such directory: {mod_dir}")
+        if not any(name.endswith(".mod") for name in os.listdir(mod_dir)):
+            raise where.error("mod_dir", f"no .mod file in {mod_dir}")
     parameters = _parameters(table["parameters"], part("parameters"))
     protocols = _protocols(table["protocols"], part("protocols"), base_dir)
     features = _features(table["features"], part("features"), protocols)

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from . import fields
+from .fields import path_of
 
 KEYS = ("factory", "arguments", "mod_dir", "path", "penalty")
 
@@ -35,10 +36,27 @@ class EvaluatorProblem:
 
 def parse(raw, where, base_dir):
     t = fields.table(raw, where, required=("factory",), optional=KEYS)
-    factory = fields.callable_spec(t, where, "factory")
+    factory = t["factory"]
+    if not isinstance(factory, str) or factory.count(":") != 1 or not all(factory.split(":")):
+        raise where.error("factory", f"expected 'package.module:callable', found {fields.show(factory)}")
     arguments = t.get("arguments", {})
     if not isinstance(arguments, dict):
         raise where.error("arguments", f"expected an object {{name: value}}, found {fields.show(arguments)}")
+    mod_dir = ""
+    if t.get("mod_dir"):
+        mod_dir = path_of(t["mod_dir"], where, "mod_dir", base_dir)
+        if not any(name.endswith(".mod") for name in _listing(mod_dir, where)):
+            raise where.error("mod_dir", f"no .mod file in {mod_dir}")
+    path = t.get("path", [base_dir] if base_dir else [])
+    if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
+        raise where.error("path", f"expected a list of directories, found {fields.show(path)}")
     penalty = fields.number(t, where, "penalty", above=0) if "penalty" in t else 250.0
-    return EvaluatorProblem(factory, json.dumps(arguments, sort_keys=True), fields.mod_dir(t, where, base_dir),
-                            fields.import_path(t, where, base_dir), penalty)
+    return EvaluatorProblem(factory, json.dumps(arguments, sort_keys=True), mod_dir, tuple(path), penalty)
+
+
+def _listing(directory, where):
+    import os
+
+    if not os.path.isdir(directory):
+        raise where.error("mod_dir", f"no such directory: {directory}")
+    return os.listdir(directory)

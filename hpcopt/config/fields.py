@@ -71,32 +71,3 @@ def path_of(value, where, key, base_dir):
     if not isinstance(value, str) or not value:
         raise where.error(key, f"expected a path, found {show(value)}")
     return os.path.normpath(os.path.join(base_dir or ".", os.path.expanduser(value)))
-
-
-def callable_spec(table, where, key):
-    """The 'package.module:callable' of field ``key``."""
-    spec = table[key]
-    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
-        raise where.error(key, f"expected 'package.module:callable', found {show(spec)}")
-    return spec
-
-
-def import_path(table, where, base_dir):
-    """Field ``path``: directories put in front of sys.path before importing (default: the
-    config's folder), as a tuple."""
-    path = table.get("path", [base_dir] if base_dir else [])
-    if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
-        raise where.error("path", f"expected a list of directories, found {show(path)}")
-    return tuple(path)
-
-
-def mod_dir(table, where, base_dir):
-    """Field ``mod_dir``: an existing folder holding .mod files ('' when not given)."""
-    if not table.get("mod_dir"):
-        return ""
-    directory = path_of(table["mod_dir"], where, "mod_dir", base_dir)
-    if not os.path.isdir(directory):
-        raise where.error("mod_dir", f"no such directory: {directory}")
-    if not any(name.endswith(".mod") for name in os.listdir(directory)):
-        raise where.error("mod_dir", f"no .mod file in {directory}")
-    return directory

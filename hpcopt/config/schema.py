@@ -181,7 +181,9 @@ def _problem(raw, where, base_dir):
     if isinstance(raw, dict) and ("cell" in raw or "bluepyopt" in raw):
         return cell.problem(raw, where, base_dir)
     table = fields.table(raw, where, required=("function", "parameters", "objectives"), optional=("penalty", "path"))
-    function = fields.callable_spec(table, where, "function")
+    function = table["function"]
+    if not isinstance(function, str) or function.count(":") != 1 or not all(function.split(":")):
+        raise where.error("function", f"expected 'package.module:callable', found {fields.show(function)}")
 
     params = table["parameters"]
     if not isinstance(params, dict) or not params:
@@ -215,8 +217,10 @@ def _problem(raw, where, base_dir):
         raise where.error("objectives", "names must be unique")
     penalty = fields.number(table, where, "penalty") if "penalty" in table else 250.0
 
-    return FunctionProblem(function, tuple(parameters), tuple(objectives), penalty,
-                           fields.import_path(table, where, base_dir))
+    path = table.get("path", [base_dir] if base_dir else [])
+    if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
+        raise where.error("path", f"expected a list of directories, found {fields.show(path)}")
+    return FunctionProblem(function, tuple(parameters), tuple(objectives), penalty, tuple(path))
 
 
 _IBEA_KEYS = ("offspring", "kappa", "eta_crossover", "eta_mutation", "asynchronous", "batch")
