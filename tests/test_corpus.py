@@ -163,8 +163,46 @@ def test_a_notebooks_own_evaluator_runs_unchanged(tmp_path, example, notebook, p
     ours = json.loads(hpcopt("evaluate", path, "--params", "p.json", "--json", cwd=tmp_path).stdout)
     theirs = notebook_scores(folder, os.path.join(folder, notebook), params, tmp_path)
     assert ours["status"] == "ok" and ours["objectives"] == theirs
-    # relative: the notebook changes directory. ExpSyn at 2 ranks hangs now and then (under investigation,
-    # see the issue's notes): it runs at 1 rank here until that is found
-    hpcopt("run", path, "-o", "run.h5", ranks=2 if example == "simplecell" else None, cwd=tmp_path)
+    hpcopt("run", path, "-o", "run.h5", ranks=2, cwd=tmp_path)  # relative: the notebook changes directory
     best = json.loads(hpcopt("best", tmp_path / "run.h5", "--json").stdout)
     assert set(best["parameters"]) == set(params) and best["status"] == "ok"
+
+
+PROBE = '''
+import os
+from hpcopt.problem import notebook
+
+
+def evaluator(notebook_path, log):
+    """The notebook's evaluator, noting which process builds it and which runs each protocol."""
+    made = notebook.evaluator(notebook_path)
+    with open(log, "a") as f:
+        f.write(f"rank {os.getpid()}\\n")
+    for protocol in made.fitness_protocols.values():
+        run = protocol._run_func
+
+        def noted(*args, run=run, **kwargs):
+            with open(log, "a") as f:
+                f.write(f"protocol {os.getpid()}\\n")
+            return run(*args, **kwargs)
+        protocol._run_func = noted
+    return made
+'''
+
+
+def test_protocols_run_in_the_ranks_own_process(tmp_path):
+    """BluePyOpt forks a child per protocol by default; a forked MPI process can take its
+    parent's messages (ExpSyn's NetCon made NEURON call MPI there, and 2-rank runs hung now
+    and then): under hpcopt run, every protocol runs in the process of a rank."""
+    folder = corpus.copy("expsyn", tmp_path)
+    (tmp_path / "probe.py").write_text(PROBE)
+    log = tmp_path / "pids.txt"
+    path = write_config(tmp_path, problem={"bluepyopt_evaluator": {
+        "factory": "probe:evaluator", "path": [str(tmp_path)],
+        "arguments": {"notebook_path": os.path.join(folder, "ExpSyn.ipynb"), "log": str(log)}}},
+        optimizer={"algorithm": "ibea", "population": 4, "generations": 1})
+    hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2, cwd=tmp_path)
+    lines = [line.split() for line in log.read_text().splitlines()]
+    ranks = {pid for kind, pid in lines if kind == "rank"}
+    protocols = [pid for kind, pid in lines if kind == "protocol"]
+    assert len(protocols) >= 4 and set(protocols) <= ranks, lines

@@ -90,6 +90,11 @@ class EvaluatorRoute:
         if "neuron" in sys.modules or spec.mod_dir:
             session.neuron(comm)
             self._own_mechanisms()
+        if comm is not None and getattr(self.evaluator, "isolate_protocols", False) is not False:
+            # BluePyOpt runs each protocol in a forked child by default; a forked MPI process
+            # that makes an MPI call (NEURON does, for a NetCon) takes messages meant for its
+            # parent, and the job hangs. The simulations are the same in the rank itself.
+            self.evaluator.isolate_protocols = False
         if spec.mod_dir:
             mechanisms.load(spec.mod_dir)
 
