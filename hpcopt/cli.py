@@ -291,7 +291,7 @@ def _source(args):
 
         with RunFile(args.runfile) as run:
             raw = run.config
-            run.state(resume=True)  # one that cannot be continued says so now, on every rank
+            _continuable(run)  # one that cannot be continued says so now, on every rank
         if args.generations is not None and args.generations < 1:
             raise ConfigError("--generations", f"must be >= 1, found {args.generations}")
         if args.generations is not None:
@@ -313,6 +313,18 @@ def _source(args):
     return path, raw, args.config, base, False
 
 
+def _continuable(run):
+    """RunFileError unless this hpcopt can continue ``run``'s optimiser exactly (its
+    state is read as data: nothing stored in the file runs)."""
+    from .optimize import generators
+
+    state = run.state(resume=True)
+    try:
+        generators.restore(state["algorithm"], state["generator"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise RunFileError(f"{run.path}: cannot continue its optimiser: {err}") from None
+
+
 def _continued(path, raw, name, base):
     """The stored config of the run at ``path``, with the generation budget of ``raw``
     (the new config), which must otherwise be the same as the stored one."""
@@ -320,7 +332,7 @@ def _continued(path, raw, name, base):
 
     with RunFile(path) as run:
         stored = run.config
-        run.state(resume=True)
+        _continuable(run)
     new = configuration.parse(raw, source=name, base_dir=base).resolved()
     for resolved in (new, stored):
         resolved["optimizer"] = {k: v for k, v in resolved["optimizer"].items() if k != "generations"}

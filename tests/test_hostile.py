@@ -4,10 +4,12 @@ evaluation, and must never run anything."""
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 
 import h5py
+import numpy as np
 import pytest
 from conftest import HERE, hpcopt, write_config
 
@@ -199,3 +201,61 @@ def test_a_damaged_journal_line_is_skipped_with_a_warning(tmp_path):
     journal = Journal(path)
     journal.close()
     assert [e["event"] for e in journal.entries] == ["session", "abandoned"]
+
+
+def cmaes_run(tmp_path):
+    path = write_config(tmp_path, problem={"function": "hpcopt.testfunctions:rosenbrock",
+                                           "parameters": {f"x{i}": [-2, 2] for i in range(3)}, "objectives": ["f"]},
+                        optimizer={"algorithm": "cmaes", "population": 6, "generations": 2, "seed": 1})
+    hpcopt("run", path, "-o", tmp_path / "run.h5")
+    return tmp_path / "run.h5"
+
+
+def test_a_cmaes_run_file_holds_no_pickle_and_resumes_from_its_data(tmp_path):
+    run = cmaes_run(tmp_path)
+    with h5py.File(run, "r") as f:
+        state = f["state/generator"]
+        assert "strategy" not in state and "es.sm.C" in state and state["es.sm.C"].shape == (3, 3)
+        tree = json.loads(state["tree"][()].tobytes())
+        assert tree["$obj"] == "cma.evolution_strategy:CMAEvolutionStrategy"
+    hpcopt("resume", run, "--generations", 4)
+    with h5py.File(run, "r") as f:
+        assert f["state"].attrs["next_generation"] == 4
+
+
+@pytest.mark.parametrize("where", ["$obj", "$ref"])
+def test_a_doctored_cmaes_state_naming_other_code_is_refused(tmp_path, where):
+    run = cmaes_run(tmp_path)
+    with h5py.File(run, "r+") as f:
+        state = f["state/generator"]
+        tree = json.loads(state["tree"][()].tobytes())
+        if where == "$obj":
+            tree["$obj"] = "os:system"
+        else:
+            tree["attrs"]["$dict"][0][1] = {"$ref": "os:system"}
+        data = np.frombuffer(json.dumps(tree).encode(), dtype=np.uint8)
+        del state["tree"]
+        state.create_dataset("tree", data=data, maxshape=(None,))
+        state["tree"].attrs["bytes"] = True
+    done = hpcopt("resume", run, "--generations", 4, check=False)
+    assert done.returncode == 2 and "os:system is not among the allowed" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_old_pickled_cmaes_state_is_never_unpickled(tmp_path):
+    """Run files of earlier hpcopt versions stored CMA-ES as a pickle: resuming one says so
+    in one line, and the pickle does not run."""
+    run = cmaes_run(tmp_path)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    with h5py.File(run, "r+") as f:
+        state = f["state/generator"]
+        state.create_dataset("strategy", data=np.frombuffer(pickle.dumps(Payload()), dtype=np.uint8))
+        state["strategy"].attrs["bytes"] = True
+    done = hpcopt("resume", run, "--generations", 4, check=False)
+    assert done.returncode == 2 and "pickle" in done.stderr and not marker.exists(), done.stderr
+    assert hpcopt("best", run).returncode == 0  # still readable

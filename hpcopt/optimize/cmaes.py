@@ -7,9 +7,11 @@ The only module that imports ``cma``. The search runs in [0, 1]^d with cma's
 cma through its ``randn`` option; cma's ``seed`` option is set to NaN so that it
 never touches numpy's global random state. CMA-ES is single-objective: it
 minimises ``F @ weights``.
+
+The state is data, not a pickle: cma's strategy object graph as JSON plus its
+arrays by name (datatree), rebuilt from the cma classes listed here only.
 """
 
-import pickle
 import warnings
 
 import numpy as np
@@ -17,6 +19,20 @@ import numpy as np
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # "Could not import matplotlib": plotting is not used
     import cma
+    from cma import (
+        boundary_handler,
+        evolution_strategy,
+        logger,
+        optimization_tools,
+        options_parameters,
+        recombination_weights,
+        sampler,
+        sigma_adaptation,
+        transformations,
+    )
+    from cma.utilities import utils
+
+from . import datatree
 
 
 class _Randn:
@@ -56,6 +72,8 @@ class CMAES:
             "verb_log": 0,
             "verb_disp": 0,
         }
+        if dimension == 1:  # cma 4.5 raises "not yet initialized" putting a 1-D step into maxstd
+            options["maxstd"] = np.inf
         self._es = cma.CMAEvolutionStrategy(np.full(dimension, 0.5), sigma0, options)
         self.population = int(population)
         self._asked = np.zeros((0, dimension))  # the generation asked and not yet told
@@ -122,9 +140,14 @@ class CMAES:
         return self._es.boundary_handler.transform(self._es.mean)
 
     def state(self):
-        """The whole strategy, including its random generator, as pickled bytes."""
+        """The whole strategy, including its random generator: its object graph as
+        JSON bytes (``tree``) and its arrays by path (``es.sm.C``, ...)."""
+        tree, arrays = datatree.dump(self._es, _CLASSES, _FUNCTIONS, name="es")
         return {
-            "strategy": pickle.dumps((self._es, self._asked, self.weights), protocol=4),
+            "tree": tree.encode(),
+            **arrays,
+            "asked": self._asked.copy(),
+            "weights": self.weights.copy(),
             "cma_version": cma.__version__,
             "population": self.population,
             "asked_count": self._asked_count,
@@ -132,13 +155,40 @@ class CMAES:
 
     @classmethod
     def from_state(cls, state):
+        """The CMAES that ``state()`` described; ValueError when this hpcopt cannot
+        continue it exactly (another cma version, an older pickled state, a damaged
+        or doctored one)."""
+        if "strategy" in state:
+            raise ValueError("its CMA-ES state is a Python pickle (written by an earlier hpcopt), which hpcopt "
+                             "no longer loads: loading a pickle runs whatever code it names")
         if state["cma_version"] != cma.__version__:
             raise ValueError(
                 f"this run was made with cma {state['cma_version']}, but cma {cma.__version__} "
                 f"is installed; install cma=={state['cma_version']} to resume it exactly"
             )
         self = cls.__new__(cls)
-        self._es, self._asked, self.weights = pickle.loads(state["strategy"])
+        arrays = {k: v for k, v in state.items() if k.startswith("es")}
+        self._es = datatree.load(bytes(state["tree"]).decode(), arrays, _CLASSES, _FUNCTIONS)
+        if not isinstance(self._es, cma.CMAEvolutionStrategy):
+            raise ValueError("its CMA-ES state does not hold a CMA-ES strategy")
+        self._asked = np.array(state["asked"], dtype=float)
+        self.weights = np.array(state["weights"], dtype=float)
         self.population = int(state["population"])
         self._asked_count = int(state["asked_count"])
         return self
+
+
+# What a strategy holds (cma 4.x): every class and function its object graph refers to.
+# cma's other classes and functions are refused when a state names them.
+_CLASSES = (
+    evolution_strategy.CMAEvolutionStrategy, evolution_strategy._CMASolutionDict_functional,
+    evolution_strategy._CMASolutionDict_empty,
+    evolution_strategy._CMAStopDict, evolution_strategy._StopTolXStagnation, boundary_handler.BoundTransform,
+    logger.CMADataLogger, optimization_tools.BestSolution, options_parameters.CMAOptions,
+    options_parameters.CMAParameters, recombination_weights.RecombinationWeights, sampler.GaussFullSampler,
+    sigma_adaptation.CMAAdaptSigmaCSA, transformations.BoxConstraintsLinQuadTransformation,
+    transformations.DiagonalDecoding, transformations.GenoPheno, transformations.RoundIntegerVariables,
+    utils.BlancClass, utils.DictFromTagsInString, utils.ElapsedWCTime, utils.MoreToWrite, utils.SolutionDict,
+    _Randn,
+)
+_FUNCTIONS = (np.linalg.eigh, options_parameters.is_feasible, evolution_strategy._pass)
