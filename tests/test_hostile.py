@@ -99,9 +99,12 @@ def test_an_expression_that_fails_for_some_values_is_a_failed_evaluation(tmp_pat
     assert result["status"] == "failed" and "ValueError: math domain error" in result["error"], done.stdout
 
 
-@pytest.mark.parametrize("ranks", [None, 2])
-def test_a_function_calling_sys_exit_is_a_failed_evaluation_not_a_finished_run(tmp_path, ranks):
-    problem = {"function": "models:exits", "parameters": {"x0": [0, 1], "x1": [0, 1]}, "objectives": ["f1", "f2"]}
+@pytest.mark.parametrize("ranks", [None, 2, 3])
+@pytest.mark.parametrize("function, error", [("exits", "SystemExit: 0"),
+                                             ("hard_exits", "SystemExit: os._exit(0) called during an evaluation")])
+def test_a_function_ending_the_process_is_a_failed_evaluation_not_a_finished_run(tmp_path, ranks, function, error):
+    problem = {"function": f"models:{function}", "parameters": {"x0": [0, 1], "x1": [0, 1]},
+               "objectives": ["f1", "f2"]}
     path = write_config(tmp_path, problem=problem, optimizer={"algorithm": "ibea", "population": 6, "generations": 3})
     hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=ranks)
     with h5py.File(tmp_path / "run.h5", "r") as f:
@@ -109,7 +112,7 @@ def test_a_function_calling_sys_exit_is_a_failed_evaluation_not_a_finished_run(t
         g = f["generations/000000"]
         failed = g["status"][()] == 1
         assert failed.any() and (failed == (g["parameters"][()][:, 0] > 0.5)).all()
-        assert all(e.decode().startswith("SystemExit: 0") for e, bad in zip(g["error"][()], failed) if bad)
+        assert all(e.decode().startswith(error) for e, bad in zip(g["error"][()], failed) if bad)
 
 
 def test_hostile_names_in_a_run_file_are_only_ever_written_as_data(tmp_path):

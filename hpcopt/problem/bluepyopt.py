@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..neuron import mechanisms, session
-from .function import import_callable
+from .function import exits_raise, import_callable
 from .outcome import Outcome
 
 WHERE = "problem.bluepyopt_evaluator"
@@ -115,7 +115,8 @@ class EvaluatorRoute:
     def __call__(self, x):
         problem = self.problem
         try:
-            values = self.evaluator.evaluate_with_lists([float(v) for v in x])
+            with exits_raise():
+                values = self.evaluator.evaluate_with_lists([float(v) for v in x])
         except (Exception, SystemExit) as err:  # a bad parameter set is data (sys.exit() too)
             where = traceback.extract_tb(err.__traceback__)[-1]
             return problem.penalised(f"{type(err).__name__}: {err} ({where.filename}:{where.lineno})")

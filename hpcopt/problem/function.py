@@ -1,7 +1,9 @@
 """Problems defined by a Python callable ``module:name`` (config: problem.function)."""
 
+import contextlib
 import importlib
 import math
+import os
 import sys
 import traceback
 
@@ -34,6 +36,26 @@ def import_callable(spec, path=(), where="problem.function"):
     return obj
 
 
+@contextlib.contextmanager
+def exits_raise():
+    """While a user's code evaluates: ``os._exit()`` in this process raises SystemExit
+    (a failed evaluation, as ``sys.exit()`` is) instead of ending the rank with a status
+    that a job script reads as "finished"; in a child process it forked, ``os._exit``
+    still exits, as multiprocessing's children must."""
+    real, pid = os._exit, os.getpid()
+
+    def _exit(status):
+        if os.getpid() != pid:
+            real(status)
+        raise SystemExit(f"os._exit({status}) called during an evaluation")
+
+    os._exit = _exit
+    try:
+        yield
+    finally:
+        os._exit = real
+
+
 class FunctionEvaluator:
     """Evaluates a Python function problem (see config.FunctionProblem)."""
 
@@ -48,7 +70,8 @@ class FunctionEvaluator:
         params = dict(zip(problem.names, map(float, x)))
         params.update(self.frozen)
         try:
-            result = self.function(params)
+            with exits_raise():
+                result = self.function(params)
         except (Exception, SystemExit) as err:  # a bad parameter set is data (sys.exit() too)
             where = traceback.extract_tb(err.__traceback__)[-1]
             return problem.penalised(f"{type(err).__name__}: {err} ({where.filename}:{where.lineno})")
