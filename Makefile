@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NP     ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-N test-slurm bench bench-quick lint clean
+.PHONY: install run example-stp test test-unit test-N test-slurm bench bench-quick lint clean
 
 install: $(STAMP)
 
@@ -21,6 +21,14 @@ run: install
 	mkdir -p run
 	$(BIN)/mpiexec -n $(NP) $(BIN)/hpcopt run examples/cell/config.json -o run/example.h5 --overwrite
 	$(BIN)/python examples/compare_truth.py run/example.h5 examples/cell/truth.json
+
+# The Tsodyks-Markram short-term plasticity example (examples/stp: BluePyOpt's in-vitro trace)
+# under mpiexec -n $(NP); writes run/stp.h5, prints the fit beside the values BluePyOpt's
+# notebook reports and fails if it fits the trace worse than they do
+example-stp: install
+	mkdir -p run
+	$(BIN)/mpiexec -n $(NP) $(BIN)/hpcopt run examples/stp/config.json -o run/stp.h5 --overwrite
+	$(BIN)/python examples/stp/compare.py run/stp.h5
 
 # Everything: unit tests, then MPI tests at 1, 2 and 3 ranks
 test: install
