@@ -244,7 +244,16 @@ def _prepare(args, comm):
     # rank 0 compiles the model's mechanisms (once), then every rank loads them
     if _together(comm, lambda: problem.prepare() if rank == 0 else True, root_only=True) is None:
         return None
-    evaluate = _together(comm, lambda: problem.evaluator(comm))
+    timeout = config.evaluation.timeout
+
+    def evaluator():
+        if timeout is None:
+            return problem.evaluator(comm)
+        from .problem.deadline import Deadline
+
+        return Deadline(problem, {"config": raw, "source": name, "base_dir": base}, timeout)
+
+    evaluate = _together(comm, evaluator)
     if evaluate is None:
         return None
     # all is well: rank 0 takes the run file for this job (nothing was created before)

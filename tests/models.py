@@ -76,6 +76,16 @@ def hangs(params):
     return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}
 
 
+def stuck_in_c(params):
+    """Blocks forever inside C (libc pause(), signals ignored around it) for x0 > 0.6:
+    only ending the process stops it."""
+    if params["x0"] > 0.6:
+        import ctypes
+
+        ctypes.CDLL(None).pause()
+    return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}
+
+
 def exits(params):
     """Calls sys.exit(0) for x0 > 0.5: a model that ends the process must not end the run."""
     if params["x0"] > 0.5:

@@ -123,12 +123,26 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """``timeout``: seconds one evaluation may take (None: no limit). Past it, the
+    evaluation is stopped and scores the penalty with status ``timeout``: each rank
+    then evaluates in a child process of its own, which is replaced when it overruns,
+    also inside C code that never returns to Python."""
+
+    timeout: float = None
+
+    def resolved(self):
+        return {"timeout": self.timeout}
+
+
+@dataclass(frozen=True)
 class Config:
     problem: FunctionProblem
     optimizer: Optimizer
     checkpoint: Checkpoint
     output: str  # run file path ("" when not given)
     source: str = ""  # the file this came from, for messages
+    evaluation: Evaluation = Evaluation()
 
     @property
     def weights(self):
@@ -147,6 +161,7 @@ class Config:
             "optimizer": optimizer,
             "checkpoint": self.checkpoint.resolved(),
             "output": self.output,
+            **({"evaluation": self.evaluation.resolved()} if self.evaluation.timeout is not None else {}),
         }
 
 
@@ -165,14 +180,16 @@ def parse(raw, source="config", base_dir=None):
     problem's function (so ``model.py`` beside ``config.json`` imports).
     """
     where = fields.Where(source)
-    table = fields.table(raw, where, required=("problem", "optimizer"), optional=("checkpoint", "output"))
+    table = fields.table(raw, where, required=("problem", "optimizer"),
+                         optional=("checkpoint", "output", "evaluation"))
     problem = _problem(table["problem"], where / "problem", base_dir)
     optimizer = _optimizer(table["optimizer"], where / "optimizer", problem)
     checkpoint = _checkpoint(table.get("checkpoint", {}), where / "checkpoint")
     output = table.get("output", "")
     if not isinstance(output, str):
         raise where.error("output", f"expected a file path (string), found {fields.show(output)}")
-    return Config(problem, optimizer, checkpoint, output, source)
+    return Config(problem, optimizer, checkpoint, output, source,
+                  _evaluation(table.get("evaluation", {}), where / "evaluation"))
 
 
 def _problem(raw, where, base_dir):
@@ -286,6 +303,16 @@ def _weights(raw, where, objectives):
     if not any(weights):
         raise where.error(None, "all weights are 0")
     return weights
+
+
+def _evaluation(raw, where):
+    table = fields.table(raw, where, optional=("timeout",))
+    if table.get("timeout") is None:
+        return Evaluation()
+    timeout = fields.number(table, where, "timeout", minimum=0)
+    if not 0 < timeout < math.inf:
+        raise where.error("timeout", f"expected seconds > 0, found {fields.show(table['timeout'])}")
+    return Evaluation(float(timeout))
 
 
 def _checkpoint(raw, where):

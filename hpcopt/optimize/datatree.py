@@ -94,15 +94,10 @@ def load(text, arrays, classes, functions=()):
             return n
         if isinstance(n, list) or not isinstance(n, dict):
             raise ValueError(f"not a node: {str(n)[:80]}")
-        if "$float" in n:
-            if n["$float"] not in ("nan", "inf", "-inf"):
-                raise ValueError(f"not a float: {n['$float']!r}")
-            return float(n["$float"])
         if "$scalar" in n:
             return np.dtype(_dtype(n["$scalar"])).type(build(n["value"]))
-        if "$range" in n:
-            start, stop, step = (int(v) for v in n["$range"])
-            return range(start, stop, step)
+        if "$float" in n or "$range" in n:
+            return _number(n)
         if "$ref" in n:
             if n["$ref"] not in refs:
                 raise ValueError(f"{n['$ref']} is not among the allowed classes and functions")
@@ -163,6 +158,16 @@ def load(text, arrays, classes, functions=()):
         return build(json.loads(text))
     except (KeyError, TypeError, RecursionError, json.JSONDecodeError) as err:
         raise ValueError(f"not a stored object graph ({type(err).__name__}: {err})") from None
+
+
+def _number(n):
+    """A non-finite float or a range, from its node."""
+    if "$range" in n:
+        start, stop, step = (int(v) for v in n["$range"])
+        return range(start, stop, step)
+    if n["$float"] not in ("nan", "inf", "-inf"):
+        raise ValueError(f"not a float: {n['$float']!r}")
+    return float(n["$float"])
 
 
 def _dtype(text):
