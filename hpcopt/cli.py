@@ -120,6 +120,9 @@ def _parser():
     evaluate.add_argument("--params", required=True, metavar="P.json",
                           help="JSON object {free parameter name: value}")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument("--plot", metavar="FILE.png", help="cell problems: draw every protocol's recordings, "
+                                                             "injected current, windows and features vs targets")
+    evaluate.add_argument("--traces", metavar="FILE", help="cell problems: write the traces (.h5: HDF5, else CSV)")
     evaluate.set_defaults(handler=_evaluate)
 
     validate = commands.add_parser("validate", help="check a config file")
@@ -487,29 +490,21 @@ def _printable(name):
 
 
 def _evaluate(args):
-    import numpy as np
-
-    from .problem.outcome import STATUS_NAMES
+    """Exit status 0 when the evaluation is ok, 1 when it failed or timed out."""
+    from .problem.outcome import OK, STATUS_NAMES
 
     config = configuration.load(args.config)
     given = configuration.read_json(args.params, what="parameters")  # before a factory may change directory
     problem = Problem(config)
-    if not isinstance(given, dict):
-        raise ConfigError(args.params, "expected an object {parameter name: value}")
-    unknown = [name for name in given if name not in problem.names]
-    missing = [name for name in problem.names if name not in given]
-    if unknown:
-        raise ConfigError(f"{args.params}: {unknown[0]}", f"not a free parameter; free: {', '.join(problem.names)}")
-    if missing:
-        raise ConfigError(args.params, f"no value for {', '.join(missing)}")
-    for name, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{args.params}: {name}", f"expected a number, found {value!r}")
-    x = np.array([float(given[name]) for name in problem.names])
+    if (args.plot or args.traces) and not problem.is_cell:
+        raise ConfigError(args.config, "--plot and --traces need a cell model (problem.cell or problem.bluepyopt)")
+    x = _parameter_values(args.params, given, problem)
     from .neuron.session import stdout_redirected
 
+    evaluator = problem.evaluator()
     with stdout_redirected(2):  # NEURON's C code prints (CVODE errors) must not mix into the JSON
-        outcome = problem.evaluator()(x)
+        outcome = evaluator(x)
+        traces = _traces_out(args, evaluator, x, outcome) if args.plot or args.traces else None
     result = {
         "status": STATUS_NAMES[outcome.status],
         "error": outcome.error,
@@ -524,7 +519,61 @@ def _evaluate(args):
               f"score {result['score']:.6g}")
         for name, value in result["objectives"].items():
             print(f"  {name}: {value:.6g}")
-    return 0
+        for what, path in (("traces", args.traces), ("plot", args.plot)):
+            if path and traces is not None:
+                print(f"{what}: {path}")
+    return 0 if outcome.status == OK else 1
+
+
+def _parameter_values(name, given, problem):
+    """(d,) values of the free parameters from the --params object ``given``; a
+    warning for each outside its bounds (evaluated anyway: designing a model may need it)."""
+    import numpy as np
+
+    if not isinstance(given, dict):
+        raise ConfigError(name, "expected an object {parameter name: value}")
+    unknown = [p for p in given if p not in problem.names]
+    missing = [p for p in problem.names if p not in given]
+    if unknown:
+        raise ConfigError(f"{name}: {unknown[0]}", f"not a free parameter; free: {', '.join(problem.names)}")
+    if missing:
+        raise ConfigError(name, f"no value for {', '.join(missing)}")
+    for p, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}: {p}", f"expected a number, found {value!r}")
+    x = np.array([float(given[p]) for p in problem.names])
+    for p, value, low, high in zip(problem.names, x, problem.lower, problem.upper):
+        if not low <= value <= high:
+            print(f"hpcopt: warning: {name}: {p} = {value:g} is outside its bounds [{low:g}, {high:g}]",
+                  file=sys.stderr)
+    return x
+
+
+def _traces_out(args, evaluator, x, outcome):
+    """Simulate ``x`` again for its traces, write them (--traces) and draw them
+    (--plot); the traces, or None when the simulation failed."""
+    import numpy as np
+
+    from .neuron.simulation import SimulationError
+    from .results import traces as drawing
+
+    values = dict(evaluator.frozen)
+    values.update(zip(evaluator.problem.names, map(float, x)))
+    try:
+        traces = evaluator.simulate(values)
+    except SimulationError as err:
+        print(f"hpcopt: warning: no traces: {err}", file=sys.stderr)
+        return None
+    if args.traces:
+        drawing.write(args.traces, traces)
+    if args.plot:
+        model = evaluator.model
+        scores = dict(zip(evaluator.problem.features, map(float, outcome.objectives)))
+        means = dict(zip(evaluator.problem.features, outcome.features)) if outcome.features is not None else {}
+        shown = {f.name: (None if not np.isfinite(means.get(f.name, np.nan)) else float(means[f.name]),
+                          scores.get(f.name)) for f in model.features}
+        drawing.figure(model, traces, shown).savefig(args.plot)
+    return traces
 
 
 def _validate(args):
