@@ -194,6 +194,8 @@ def _run(args):
         if not resume:
             loop.start(path, config, problem, _versions(mpi, problem))
         status = loop.Loop(path, config, problem, executor, interrupted=interrupt).run()
+        if status in (loop.EXIT_DONE, loop.EXIT_INTERRUPTED):  # the run file is complete: nobody holds it now
+            _release(path)
         if executor.abandoned:  # ranks still busy with evaluations nobody waits for: end them now
             sys.stderr.flush()
             mpi.abort(comm, status)
@@ -320,9 +322,27 @@ def _source(args):
     if os.path.exists(path) and args.continue_run:
         return path, _continued(path, raw, args.config, base), f"{path} (stored config)", None, True
     if os.path.exists(path) and not args.overwrite:
-        raise ConfigError(path, f"run file exists: continue it with 'hpcopt resume {path}' (or 'hpcopt run "
-                                "--continue'), or pass --overwrite to start over")
+        raise ConfigError(path, _exists(path))
     return path, raw, args.config, base, False
+
+
+def _exists(path):
+    """What to do about an existing run file: wait for the job using it, else resume it.
+
+    The lock is only read, never taken: probing it could refuse a job starting now.
+    """
+    from .store.snapshot import lock_holder
+
+    holder, alive = lock_holder(path)
+    if alive:
+        return (f"run file in use by a running job ({holder}): let it finish, follow it with 'hpcopt status "
+                f"{path}', or write another run file (-o)")
+    advice = (f"continue it with 'hpcopt resume {path}' (or 'hpcopt run --continue'), or pass --overwrite to "
+              "start over")
+    if holder and alive is None:  # on another host: cannot tell here whether it still runs
+        return (f"run file exists and is locked by a job on another host ({holder}): if that job still runs, "
+                f"let it finish; if not, {advice}")
+    return f"run file exists: {advice}"
 
 
 def _continuable(run):
@@ -376,6 +396,28 @@ def _lock(path, fresh=False):
     fresh: a new run, so the run file must still not exist (another job may have
     created it since we looked).
     """
+    lock = None
+    while lock is None:  # None: a job that ended removed the file we locked; lock the one there now
+        lock = _take(path)
+    info = os.fstat(lock.fileno())
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        lock.close()
+        raise ConfigError(path + ".lock", "is not a regular file of yours: remove it")
+    lock.seek(0)
+    lock.truncate()
+    job = os.environ.get("SLURM_JOB_ID")
+    lock.write(f"pid {os.getpid()} on {os.uname().nodename}" + (f", SLURM job {job}" if job else "") + "\n")
+    lock.flush()
+    _held.append((path, lock))
+    if fresh and os.path.exists(path):
+        raise ConfigError(path, "run file exists: another job created it")
+    _remove_stale_temporaries(path)
+    return True
+
+
+def _take(path):
+    """``path``.lock, opened and locked; None if it was removed or replaced before we had
+    the lock (the job that held it ended: see _release)."""
     import fcntl
 
     try:  # never through a symlink: it could point at another file of the user's
@@ -393,20 +435,34 @@ def _lock(path, fresh=False):
         raise ConfigError(path, f"another job is using this run file (lock {path}.lock held by {holder})") from None
     except OSError as err:  # ENOLCK, ENOSYS: a filesystem without locks (NFS without lockd, Lustre noflock)
         log.warning("cannot lock %s.lock (%s): make sure no other job writes %s", path, err.strerror, path)
-    info = os.fstat(lock.fileno())
-    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        return lock
+    if not _names(path + ".lock", lock):
         lock.close()
-        raise ConfigError(path + ".lock", "is not a regular file of yours: remove it")
-    lock.seek(0)
-    lock.truncate()
-    job = os.environ.get("SLURM_JOB_ID")
-    lock.write(f"pid {os.getpid()} on {os.uname().nodename}" + (f", SLURM job {job}" if job else "") + "\n")
-    lock.flush()
-    _held.append(lock)
-    if fresh and os.path.exists(path):
-        raise ConfigError(path, "run file exists: another job created it")
-    _remove_stale_temporaries(path)
-    return True
+        return None
+    return lock
+
+
+def _names(name, lock):
+    """Whether the path ``name`` is the file ``lock`` has open (not removed or replaced)."""
+    try:
+        there = os.stat(name, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(lock.fileno())
+    return (there.st_dev, there.st_ino) == (here.st_dev, here.st_ino)
+
+
+def _release(path):
+    """Remove the lock file of a job whose run file is complete (it finished or stopped
+    cleanly), still holding the lock, then let it go. A job that opened the file
+    meanwhile finds it gone once it has the lock and takes a new one (_take), so two
+    jobs never both hold a run file; a job killed before this leaves the file, which
+    the next job simply locks again."""
+    for held, lock in [entry for entry in _held if entry[0] == path]:
+        if _names(held + ".lock", lock):
+            os.unlink(held + ".lock")
+        lock.close()
+        _held.remove((held, lock))
 
 
 def _remove_stale_temporaries(path):

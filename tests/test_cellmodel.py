@@ -144,6 +144,24 @@ def _edit(path, value):
     return apply
 
 
+def _append(path, value):
+    def apply(cell):
+        node = cell
+        for key in path:
+            node = node[key]
+        node.append(value)
+        return cell
+    return apply
+
+
+def _both(*edits):
+    def apply(cell):
+        for edit in edits:
+            cell = edit(cell)
+        return cell
+    return apply
+
+
 BAD = [
     (_edit(["morphology"], {"file": "missing.swc"}), "problem.cell.morphology.file: morphology file not found"),
     (_edit(["mod_dir"], "nomods"), "problem.cell.mod_dir: no such directory"),
@@ -158,6 +176,15 @@ BAD = [
      "problem.cell.parameters.6.dist: expression '{value} * math.exq({distance})' does not evaluate"),
     (_edit(["parameters", 3, "param_name"], "g_nosuch"), "g_nosuch.basal: dend has no 'g_nosuch'"),
     (_edit(["features", "step", "nowhere"], {"Spikecount": [1, 1]}), "step.nowhere: no such recording"),
+    (_append(["parameters"], {"param_name": "g_pas", "type": "range", "sectionlist": "all", "value": 1e-4}),
+     "problem.cell.parameters.7: fixed parameter 'g_pas.all' overrides free parameter 'g_pas.basal' "
+     "(parameters.3) on section list basal in every evaluation"),
+    (_both(_edit(["parameters", 2], {"param_name": "e_pas", "type": "range", "sectionlist": "all",
+                                     "bounds": [-80, -60]}),
+           _append(["parameters"], {"param_name": "e_pas", "type": "section", "sectionlist": "somatic",
+                                    "value": -70})),
+     "problem.cell.parameters.7: fixed parameter 'e_pas.somatic' overrides free parameter 'e_pas.all' "
+     "(parameters.2) on section list somatic in every evaluation"),
 ]
 
 
@@ -235,3 +262,39 @@ def test_stimulus_ending_at_tstop_integrates_to_the_end(tmp_path):
     result = evaluate(config(tmp_path, cell), params(tmp_path, "a"))
     assert result["status"] == "ok", result["error"]
     assert result["features"]["wave.soma.Spikecount"][0] > 0
+
+
+
+def test_a_fixed_parameter_before_a_free_one_is_fine_after_it_refused(tmp_path):
+    """Parameters are applied in order: a fixed value on 'all' then a free one on a
+    subset (BluePyOpt's L5PC sets cm so) fits; the other way round the fixed value wins
+    in every evaluation, which BluePyOpt runs silently and hpcopt refuses. The same in
+    BluePyOpt's parameters.json, where the message names that file."""
+    from hpcopt.config import cell as schema
+    from hpcopt.config.fields import Where
+    from hpcopt.errors import ConfigError
+
+    g_pas = {"param_name": "g_pas", "type": "range", "sectionlist": "all", "value": 1e-4}
+    first = copy.deepcopy(CELL)
+    first["parameters"].insert(0, g_pas)
+    assert schema.parse(first, Where("c.json"), HERE).free[0].name == "g_pas.basal"
+    twice = copy.deepcopy(CELL)  # free on all, then free on basal: both are fitted
+    twice["parameters"][3]["sectionlist"] = "all"
+    twice["parameters"].append({"param_name": "g_pas", "type": "range", "sectionlist": "basal",
+                                "bounds": [1e-5, 1e-3]})
+    assert len(schema.parse(twice, Where("c.json"), HERE).free) == 5
+
+    model = os.path.join(HERE, "data", "l5pc_like")
+    parameters = json.load(open(os.path.join(model, "config", "parameters.json")))
+    parameters.append({**g_pas, "sectionlist": "apical"})  # after the free g_pas.all
+    (tmp_path / "parameters.json").write_text(json.dumps(parameters))
+    files = {key: os.path.join(model, "config", f"{key}.json") for key in ("mechanisms", "protocols", "features")}
+    raw = {"bluepyopt": {"morphology": os.path.join(model, "morphology", "cell.swc"),
+                         "parameters": str(tmp_path / "parameters.json"), **files}}
+    with pytest.raises(ConfigError) as refused:
+        schema.problem(raw, Where("c.json", ("problem",)), HERE)
+    where = os.path.relpath(tmp_path / "parameters.json")
+    assert str(refused.value) == (
+        f"{where}: {len(parameters) - 1}: fixed parameter 'g_pas.apical' overrides free parameter 'g_pas.all' "
+        "(parameters.7) on section list apical in every evaluation: give the fixed one first, or on section "
+        "lists the free one does not cover")

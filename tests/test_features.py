@@ -88,3 +88,31 @@ def test_distance_formula():
     assert distance([1.0, 3.0], 2.0, 0.5, 250) == 2.0
     assert distance(None, 2.0, 0.5, 250) == 250 and distance([], 2.0, 0.5, 7) == 7
     assert distance([np.nan], 2.0, 0.5, 250) == 250
+
+
+def test_extraction_uses_its_own_settings_after_someone_else_resets_efel():
+    """Other eFEL code in the process (BluePyOpt's, a notebook's) calls efel.reset(), which
+    replaces eFEL's settings object, and changes settings: the scorer still extracts with
+    its own settings, the values a fresh process gets."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    scorer = Scorer(FEATURES, 250.0)
+    before = scorer(TRACES)
+    efel.reset()
+    efel.set_setting("interp_step", 0.5)
+    efel.set_setting("DerivativeThreshold", 50.0)
+    try:
+        after = scorer(TRACES)
+    finally:
+        efel.reset()
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = ("import json, test_features as t; scores, means, raw = t.Scorer(t.FEATURES, 250.0)(t.TRACES); "
+              "print(json.dumps([scores.tolist(), means.tolist(), raw]))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=here, capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": here + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    fresh = json.loads(done.stdout.strip().splitlines()[-1])
+    for ours in (before, after):
+        assert [ours[0].tolist(), ours[1].tolist(), ours[2]] == fresh

@@ -74,11 +74,13 @@ def test_signal_stops_with_a_complete_file_and_resume_repeats_nothing(tmp_path, 
     assert 1 <= done < 6
     before = len(calls(log))
     assert before < 6 * 12  # it really stopped early
+    assert (tmp_path / "run.h5.journal").exists() and not (tmp_path / "run.h5.lock").exists()
     resumed = start(["resume", tmp_path / "run.h5"], 2, log)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert_same_results(tmp_path / "run.h5", full)
     assert len(calls(log)) == 6 * 12  # every individual evaluated exactly once over both jobs
+    assert not (tmp_path / "run.h5.journal").exists() and not (tmp_path / "run.h5.lock").exists()
 
 
 def test_kill_9_repeats_at_most_what_was_in_flight(tmp_path):
@@ -94,9 +96,11 @@ def test_kill_9_repeats_at_most_what_was_in_flight(tmp_path):
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
         kills += 1
+        assert (tmp_path / "run.h5.lock").exists()  # a killed job cannot remove it: the next one locks it again
     job = start(["resume", tmp_path / "run.h5"], 3, log)
     out, err = job.communicate(timeout=300)
     assert job.returncode == 0, err
+    assert not (tmp_path / "run.h5.journal").exists() and not (tmp_path / "run.h5.lock").exists()
     assert_same_results(tmp_path / "run.h5", full)
     total = 8 * 12
     assert total <= len(calls(log)) <= total + kills * 3  # only evaluations in flight at a kill ran twice

@@ -8,6 +8,7 @@ import sys
 import time
 
 import h5py
+import pytest
 from conftest import BIN, HERE, assert_same_results, hpcopt, write_config, zdt1_problem
 
 OPTIMIZER = {"algorithm": "ibea", "population": 8, "generations": 4, "seed": 9}
@@ -56,6 +57,12 @@ def test_two_jobs_cannot_write_one_run_file(tmp_path):
         assert second.returncode == 2
         assert "another job is using this run file (lock" in second.stderr and "held by pid" in second.stderr
         assert len(second.stderr.strip().splitlines()) == 1
+        again = hpcopt("run", path, "-o", tmp_path / "run.h5", check=False)  # not advised to resume it
+        assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
+        holder = (tmp_path / "run.h5.lock").read_text().strip()  # "pid N on HOST": the first job's rank 0
+        assert holder.startswith("pid ") and holder.endswith(f" on {os.uname().nodename}")
+        assert f"run.h5: run file in use by a running job ({holder}): let it finish" in again.stderr, again.stderr
+        assert "resume" not in again.stderr
     finally:
         os.killpg(first.pid, signal.SIGTERM)
         first.communicate(timeout=60)
@@ -98,3 +105,59 @@ def test_a_filesystem_without_locks_is_a_warning_not_a_refusal(tmp_path, monkeyp
     monkeypatch.setattr(fcntl, "flock", no_locks)
     assert cli._lock(str(tmp_path / "run.h5")) is True
     assert "cannot lock" in caplog.text and "make sure no other job writes" in caplog.text
+
+
+@pytest.mark.parametrize("ranks", [None, 2])
+def test_a_finished_run_leaves_no_lock_and_no_journal(tmp_path, ranks):
+    """Only the run file is left; resuming it past its end, then refusing a second job
+    while one holds it, work as before."""
+    path = write_config(tmp_path, problem=zdt1_problem(4), optimizer={**OPTIMIZER, "generations": 2})
+    hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=ranks)
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "run.h5"]
+    hpcopt("resume", tmp_path / "run.h5", "--generations", 3, ranks=ranks)
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "run.h5"]
+    assert len(h5py.File(tmp_path / "run.h5", "r")["generations"]) == 3
+
+
+def test_a_job_that_locked_a_removed_lock_file_locks_the_new_one(tmp_path, monkeypatch):
+    """A job ending removes its lock file while it holds it; one that opened the file
+    just before takes the lock of a file nobody else can open any more, so it must lock
+    the file now at that path, or a third job could lock that one too."""
+    import fcntl
+
+    from hpcopt import cli
+
+    run = str(tmp_path / "run.h5")
+    (tmp_path / "run.h5.lock").write_text("pid 1 on a job that just ended\n")
+    flock, calls = fcntl.flock, []
+
+    def ended_meanwhile(fd, operation):
+        calls.append(os.fstat(fd if isinstance(fd, int) else fd.fileno()).st_ino)
+        if len(calls) == 1:  # the ending job removes the file after we opened it, before we lock it
+            os.unlink(run + ".lock")
+        return flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", ended_meanwhile)
+    monkeypatch.setattr(cli, "_held", [])
+    assert cli._lock(run) is True
+    monkeypatch.setattr(fcntl, "flock", flock)
+    (held,) = cli._held
+    assert len(calls) == 2 and os.stat(run + ".lock").st_ino == os.fstat(held[1].fileno()).st_ino
+    other = open(run + ".lock")
+    with pytest.raises(BlockingIOError):  # a third job is kept off
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    other.close()
+    cli._release(run)
+    assert not os.path.exists(run + ".lock") and cli._held == []
+
+
+def test_run_on_a_run_file_locked_on_another_host_says_both_ways(tmp_path):
+    path = write_config(tmp_path, problem=zdt1_problem(4), optimizer={**OPTIMIZER, "generations": 1})
+    hpcopt("run", path, "-o", tmp_path / "run.h5")
+    (tmp_path / "run.h5.lock").write_text("pid 4242 on elsewhere-node, SLURM job 7\n")  # a job there, or killed
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"hpcopt: error: {tmp_path / 'run.h5'}: run file exists and is locked by a job on another host (pid 4242 "
+        "on elsewhere-node, SLURM job 7): if that job still runs, let it finish; if not, continue it with "
+        f"'hpcopt resume {tmp_path / 'run.h5'}' (or 'hpcopt run --continue'), or pass --overwrite to start over")

@@ -335,7 +335,35 @@ def _parameters(raw, where):
         out.append(p)
     if not any(math.isnan(p.value) for p in out):
         raise where.error(None, "no free parameter: give at least one with 'bounds'")
+    _check_overrides(out, where)
     return tuple(out)
+
+
+def _check_overrides(parameters, where):
+    """Refuse a free parameter that a later fixed one sets again on an overlapping section
+    list: parameters are applied in order, so the fixed value would win there in every
+    evaluation and the optimiser would fit nothing (BluePyOpt's own files set fixed
+    values before free ones)."""
+    for i, free in enumerate(parameters):
+        if free.kind == "global" or not math.isnan(free.value):
+            continue
+        for j in range(i + 1, len(parameters)):
+            fixed = parameters[j]
+            if fixed.kind == "global" or math.isnan(fixed.value) or fixed.attribute != free.attribute:
+                continue
+            common = _overlap(free.sectionlist, fixed.sectionlist)
+            if common:
+                raise (where / j).error(
+                    None, f"fixed parameter {fixed.name!r} overrides free parameter {free.name!r} "
+                          f"(parameters.{i}) on section list {common} in every evaluation: give the fixed one "
+                          "first, or on section lists the free one does not cover")
+
+
+def _overlap(a, b):
+    """The section list two section lists share ('all' holds every other), or ""."""
+    if a == "all":
+        return b
+    return a if b in ("all", a) else ""
 
 
 def _protocols(raw, where, base_dir):

@@ -274,10 +274,12 @@ class Loop:
 
     def run(self):
         """Run until done or interrupted; returns EXIT_DONE or EXIT_INTERRUPTED."""
+        status = None
         try:
-            return self._run()
+            status = self._run()
+            return status
         finally:
-            self.journal.close()
+            self.journal.close(finished=status == EXIT_DONE)
             self.writer.close()
 
     def _finished(self, rules=None):

@@ -2,7 +2,8 @@
 
 All features of one trace are extracted by one eFEL call (with 'trace_check'
 when asked for), with eFEL's settings reset to their defaults and set explicitly
-before it. The score
+before it, on the settings object eFEL holds at that moment (other eFEL code in
+the process may have called efel.reset(), which replaces it). The score
 of a feature is eFEL's distance, computed as ``efel.get_distance`` computes it:
 the mean over the feature's values of |value - mean| / std, or the penalty when
 the feature is missing, the trace check fails or the result is NaN.
@@ -33,7 +34,6 @@ class Scorer:
 
         efel.reset()  # initialises eFEL's core once; per trace only the settings are reset
         self.efel = efel
-        self.settings = efel.get_settings()
         self.features = features
         self.penalty = penalty
         self.trace_check = trace_check
@@ -52,7 +52,7 @@ class Scorer:
         scores, means, raw = np.full(m, float(self.penalty)), np.full(m, np.nan), {}
         for (protocol, recording, start, end, threshold, settings), indices in self.groups:
             t, v = traces[(protocol, recording)]
-            _default_settings(self.settings)
+            _default_settings(efel.get_settings())  # asked each time: an efel.reset() elsewhere replaces it
             efel.set_setting("Threshold", threshold)
             for key, value in settings:
                 efel.set_setting(key, value)

@@ -3,7 +3,8 @@
 Rank 0 appends one JSON line per event to ``<run file>.journal`` and flushes it
 at once (the file survives a kill -9 of the process in the page cache; fsync when
 a job stops on a signal). A checkpoint makes the journal obsolete; it is then
-emptied. On resume the journal tells:
+emptied (but for its session lines), and a finished run removes it. On resume the
+journal tells:
 
 - the evaluations that completed after the last checkpoint: their results are
   reused, bit for bit, when the replayed generator asks for the same point, so no
@@ -80,9 +81,14 @@ class Journal:
             self.entries = [e for e in self.entries if keep(e)]
             self._file = open(self.path, "a", encoding="utf-8")
 
-    def close(self):
+    def close(self, finished=False):
+        """finished: the run is finished and its file holds everything the journal told;
+        then a journal left with session lines only (nothing a resume would reuse or
+        count) is removed. One that still holds an evaluation's line stays."""
         with self._lock:
             self._file.close()
+            if finished and all(e["event"] == "session" for e, _ in self._lines):
+                remove(self.path[:-len(".journal")])
 
     def crashes(self):
         """{id: number of earlier sessions that died while it was in flight}."""
