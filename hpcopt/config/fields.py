@@ -16,6 +16,8 @@ def read_json(path, what="config"):
             return json.load(f)
     except OSError as err:
         raise ConfigError(path, f"cannot read {what}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(path, f"not UTF-8 text: byte 0x{err.object[err.start]:02x} at offset {err.start}") from err
     except json.JSONDecodeError as err:
         raise ConfigError(path, f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from err
 
@@ -64,6 +66,17 @@ def number(raw, where, key, *, minimum=None, above=None, integer=False):
     if above is not None and value <= above:
         raise where.error(key, f"must be > {above}, found {show(value)}")
     return int(value) if integer else float(value)
+
+
+def numbers(raw, where, key):
+    """The list of finite numbers of field ``key``, as a tuple of floats."""
+    values = raw[key]
+    if not isinstance(values, list):
+        raise where.error(key, f"expected a list of numbers, found {show(values)}")
+    for i, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise where.error(f"{key}.{i}", f"expected a finite number, found {show(value)}")
+    return tuple(map(float, values))
 
 
 def path_of(value, where, key, base_dir):
