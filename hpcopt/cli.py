@@ -304,6 +304,8 @@ def _source(args):
     if isinstance(raw, dict):
         raw = {**raw, "output": path}
     base = os.path.dirname(os.path.abspath(args.config))
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        raise ConfigError(path, "names a directory, not a run file: give a file path such as DIR/run.h5")
     _check_directory(path)
     if os.path.exists(path) and args.continue_run:
         return path, _continued(path, raw, args.config, base), f"{path} (stored config)", None, True

@@ -54,7 +54,7 @@ def table(raw, where, required=(), optional=()):
     return raw
 
 
-def number(raw, where, key, *, minimum=None, above=None, integer=False):
+def number(raw, where, key, *, minimum=None, above=None, maximum=None, integer=False):
     value = raw[key]
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
@@ -65,6 +65,8 @@ def number(raw, where, key, *, minimum=None, above=None, integer=False):
         raise where.error(key, f"must be >= {minimum}, found {show(value)}")
     if above is not None and value <= above:
         raise where.error(key, f"must be > {above}, found {show(value)}")
+    if maximum is not None and value > maximum:
+        raise where.error(key, f"must be <= {maximum:,}, found {show(value)}")
     return int(value) if integer else float(value)
 
 
