@@ -321,6 +321,7 @@ def _continuable(run):
     from .optimize import generators
 
     state = run.state(resume=True)
+    run.check()
     try:
         generators.restore(state["algorithm"], state["generator"])
     except (ValueError, KeyError, TypeError) as err:
@@ -443,7 +444,8 @@ def _best(args):
     with RunFile(args.runfile) as run:
         if len(run) == 0:
             raise RunFileError(f"{args.runfile}: no complete generation yet")
-        attrs = run.attrs
+        run.config  # noqa: B018 (a file with a damaged config is refused here too, as everywhere)
+        names = run.names("parameter"), run.names("objective")
         best = None
         for i in range(len(run)):
             g = run.generation(i)
@@ -456,8 +458,8 @@ def _best(args):
         "index": j,
         "score": float(g.scores[j]),
         "status": ["ok", "failed", "timeout"][int(g.status[j])],
-        "parameters": dict(zip(attrs["parameter_names"], map(float, g.parameters[j]))),
-        "objectives": dict(zip(attrs["objective_names"], map(float, g.objectives[j]))),
+        "parameters": dict(zip(names[0], map(float, g.parameters[j]))),
+        "objectives": dict(zip(names[1], map(float, g.objectives[j]))),
     }
     where = f"generation {g.index}, individual {j}"
     if g.ids is not None:  # an asynchronous run: the record is a batch
