@@ -196,12 +196,16 @@ def _run(args):
             mpi.abort(comm, status)
         executor.close()
         return status
-    except BaseException:
-        # A bug, not a bad input: end every rank now rather than leave one waiting.
+    except BaseException as err:
+        # End every rank now rather than leave one waiting: one line for what the user can
+        # fix (a full disk), a traceback for a bug.
         if comm.Get_size() > 1:
-            traceback.print_exc()
+            if isinstance(err, HpcoptError):
+                print(f"hpcopt: error: {err}", file=sys.stderr)
+            else:
+                traceback.print_exc()
             sys.stderr.flush()
-            mpi.abort(comm, 1)
+            mpi.abort(comm, EXIT_USAGE if isinstance(err, HpcoptError) else 1)
         raise
 
 

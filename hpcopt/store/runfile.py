@@ -140,10 +140,13 @@ class Writer:
                     _write_generation(generations.create_group(generation_name(record.index)), record)
                 _write_state(f, state)
             _fsync(self.shadow)
-        except BaseException:
+        except BaseException as err:
             self._trusted = False
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.shadow)
+            if isinstance(err, (OSError, RuntimeError)):  # a full disk or quota: HDF5 says so either way
+                raise RunFileError(f"{self.path}: cannot write the checkpoint ({_reason(err)}); the run file still "
+                                   "holds the last checkpoint, intact: make room, then resume it") from None
             raise
         finally:
             if lock is not None:
@@ -324,11 +327,19 @@ def _atomic_write(path, build):
         build(tmp)
         _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, (OSError, RuntimeError)):
+            raise RunFileError(f"{path}: cannot write the run file ({_reason(err)}); it was not changed") from None
         raise
     _fsync(directory)
+
+
+def _reason(err):
+    """Why a write failed, in a few words: the OS's reason (No space left on device), else HDF5's message."""
+    return err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0] if str(err) else \
+        type(err).__name__
 
 
 # ---------------------------------------------------------------- reading
