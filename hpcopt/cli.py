@@ -201,12 +201,16 @@ def _run(args):
             mpi.abort(comm, status)
         executor.close()
         return status
-    except BaseException:
-        # A bug, not a bad input: end every rank now rather than leave one waiting.
+    except BaseException as err:
+        # End every rank now rather than leave one waiting: one line for what the user can
+        # fix (a full disk), a traceback for a bug.
         if comm.Get_size() > 1:
-            traceback.print_exc()
+            if isinstance(err, HpcoptError):
+                print(f"hpcopt: error: {err}", file=sys.stderr)
+            else:
+                traceback.print_exc()
             sys.stderr.flush()
-            mpi.abort(comm, 1)
+            mpi.abort(comm, EXIT_USAGE if isinstance(err, HpcoptError) else 1)
         raise
 
 
@@ -318,6 +322,8 @@ def _source(args):
     if isinstance(raw, dict):
         raw = {**raw, "output": path}
     base = os.path.dirname(os.path.abspath(args.config))
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        raise ConfigError(path, "names a directory, not a run file: give a file path such as DIR/run.h5")
     _check_directory(path)
     if os.path.exists(path) and args.continue_run:
         return path, _continued(path, raw, args.config, base), f"{path} (stored config)", None, True
@@ -351,6 +357,7 @@ def _continuable(run):
     from .optimize import generators
 
     state = run.state(resume=True)
+    run.check()
     try:
         generators.restore(state["algorithm"], state["generator"])
     except (ValueError, KeyError, TypeError) as err:
@@ -509,7 +516,8 @@ def _best(args):
     with RunFile(args.runfile) as run:
         if len(run) == 0:
             raise RunFileError(f"{args.runfile}: no complete generation yet")
-        attrs = run.attrs
+        run.config  # noqa: B018 (a file with a damaged config is refused here too, as everywhere)
+        names = run.names("parameter"), run.names("objective")
         best = None
         for i in range(len(run)):
             g = run.generation(i)
@@ -522,8 +530,8 @@ def _best(args):
         "index": j,
         "score": float(g.scores[j]),
         "status": ["ok", "failed", "timeout"][int(g.status[j])],
-        "parameters": dict(zip(attrs["parameter_names"], map(float, g.parameters[j]))),
-        "objectives": dict(zip(attrs["objective_names"], map(float, g.objectives[j]))),
+        "parameters": dict(zip(names[0], map(float, g.parameters[j]))),
+        "objectives": dict(zip(names[1], map(float, g.objectives[j]))),
     }
     where = f"generation {g.index}, individual {j}"
     if g.ids is not None:  # an asynchronous run: the record is a batch

@@ -105,6 +105,12 @@ def named(params):
     return [sum(params.values())]
 
 
+def named_pair(params):
+    """Two objectives (the first parameter, the sum of the others), whatever they are called."""
+    values = list(params.values())
+    return [values[0], sum(values[1:])]
+
+
 def huge_error(params):
     """Raises with a 10 MB message for x0 < 0.5."""
     if params["x0"] < 0.5:

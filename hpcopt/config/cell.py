@@ -250,6 +250,7 @@ def _morphology(raw, where, base_dir):
             raise where.error("file", f"morphology file not found: {path}")
         if os.path.splitext(path)[1].lower() not in (".swc", ".asc"):
             raise where.error("file", f"expected an .swc or .asc file, found {os.path.basename(path)}")
+        _check_morphology_file(path, where)
         return Morphology(file=path, replace_axon=replace_axon, nseg_length=nseg_length)
     sections = []
     names = set()
@@ -272,6 +273,32 @@ def _morphology(raw, where, base_dir):
                                 fields.number(t, w, "diameter", above=0), parent))
         names.add(name)
     return Morphology(sections=tuple(sections), replace_axon=replace_axon, nseg_length=nseg_length)
+
+
+def _check_morphology_file(path, where):
+    """A ConfigError unless ``path`` is readable text and, for SWC, lines of 7 numbers
+    (id, type, x, y, z, radius, parent) or # comments: NEURON's readers stop at worse."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as err:
+        raise where.error("file", f"cannot read the morphology file {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise where.error("file", f"{path} is not a text morphology (byte 0x{err.object[err.start]:02x} at "
+                                  f"offset {err.start})") from err
+    if not path.lower().endswith(".swc"):
+        return
+    for number, line in enumerate(lines, 1):
+        text = line.split("#")[0].split()
+        if not text:
+            continue
+        try:
+            values = [float(v) for v in text]
+        except ValueError:
+            values = []
+        if len(values) != 7 or not all(map(math.isfinite, values)):
+            raise where.error("file", f"{path} line {number}: expected 7 numbers (id, type, x, y, z, radius, "
+                                      f"parent), found {fields.show(line.strip())}")
 
 
 def _mechanisms(raw, where):
@@ -386,6 +413,10 @@ def _protocols(raw, where, base_dir):
         if tstop <= 0:
             raise w.error("tstop", "missing: give 'tstop' or a 'totduration' in the stimuli")
         recordings = [Recording("soma", "v", locations.Location())]
+        for key in ("extra_recordings", "recordings"):
+            if not isinstance(t.get(key, []), list):
+                raise w.error(key, f"expected a list of recordings [{{name, var, type, ...}}], found "
+                                   f"{fields.show(t[key])}")
         for i, r in enumerate(t.get("extra_recordings", []) + t.get("recordings", [])):
             rw = w / "recordings" / i
             rt = fields.table(r, rw, required=("name",), optional=("var", "type", "somadistance", "seclist_name",

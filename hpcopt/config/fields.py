@@ -16,6 +16,8 @@ def read_json(path, what="config"):
             return json.load(f)
     except OSError as err:
         raise ConfigError(path, f"cannot read {what}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(path, f"not UTF-8 text: byte 0x{err.object[err.start]:02x} at offset {err.start}") from err
     except json.JSONDecodeError as err:
         raise ConfigError(path, f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from err
 
@@ -52,7 +54,7 @@ def table(raw, where, required=(), optional=()):
     return raw
 
 
-def number(raw, where, key, *, minimum=None, above=None, integer=False):
+def number(raw, where, key, *, minimum=None, above=None, maximum=None, integer=False):
     value = raw[key]
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
@@ -63,7 +65,20 @@ def number(raw, where, key, *, minimum=None, above=None, integer=False):
         raise where.error(key, f"must be >= {minimum}, found {show(value)}")
     if above is not None and value <= above:
         raise where.error(key, f"must be > {above}, found {show(value)}")
+    if maximum is not None and value > maximum:
+        raise where.error(key, f"must be <= {maximum:,}, found {show(value)}")
     return int(value) if integer else float(value)
+
+
+def numbers(raw, where, key):
+    """The list of finite numbers of field ``key``, as a tuple of floats."""
+    values = raw[key]
+    if not isinstance(values, list):
+        raise where.error(key, f"expected a list of numbers, found {show(values)}")
+    for i, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise where.error(f"{key}.{i}", f"expected a finite number, found {show(value)}")
+    return tuple(map(float, values))
 
 
 def path_of(value, where, key, base_dir):

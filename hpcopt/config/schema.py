@@ -240,6 +240,9 @@ def _problem(raw, where, base_dir):
     return FunctionProblem(function, tuple(parameters), tuple(objectives), penalty, tuple(path))
 
 
+# the largest population (and IBEA offspring): IBEA's indicator matrix is
+# (population + offspring)^2 numbers, 3.2 GB at 2 x 10,000; CMA-ES keeps a few vectors per sample
+MAX_POPULATION = {"ibea": 10_000, "cmaes": 100_000}
 _IBEA_KEYS = ("offspring", "kappa", "eta_crossover", "eta_mutation", "asynchronous", "batch")
 _CMAES_KEYS = ("sigma0",)
 
@@ -260,7 +263,8 @@ def _optimizer(raw, where, problem):
             raise where.error(key, f"not an option of {algorithm}{why}")
     kwargs = dict(
         algorithm=algorithm,
-        population=fields.number(table, where, "population", minimum=2 if algorithm == "cmaes" else 1, integer=True),
+        population=fields.number(table, where, "population", minimum=2 if algorithm == "cmaes" else 1,
+                                 maximum=MAX_POPULATION[algorithm], integer=True),
         generations=fields.number(table, where, "generations", minimum=1, integer=True),
     )
     if "seed" in table:
@@ -268,7 +272,8 @@ def _optimizer(raw, where, problem):
     if "weights" in table:
         kwargs["weights"] = _weights(table["weights"], where / "weights", problem.objectives)
     if "offspring" in table:
-        kwargs["offspring"] = fields.number(table, where, "offspring", minimum=1, integer=True)
+        kwargs["offspring"] = fields.number(table, where, "offspring", minimum=1, maximum=MAX_POPULATION["ibea"],
+                                            integer=True)
     if "kappa" in table:
         kwargs["kappa"] = fields.number(table, where, "kappa", above=0)
     for key in ("eta_crossover", "eta_mutation"):

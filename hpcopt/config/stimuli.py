@@ -104,7 +104,7 @@ class Waveform:
             except (OSError, ValueError, IndexError) as err:
                 raise where.error("file", f"cannot read a two-column (ms, nA) waveform from {path}: {err}") from err
         elif "times" in t and "currents" in t:
-            times, currents = tuple(map(float, t["times"])), tuple(map(float, t["currents"]))
+            times, currents = fields.numbers(t, where, "times"), fields.numbers(t, where, "currents")
         else:
             raise where.error(None, "a waveform needs 'file' (two columns: ms, nA) or 'times' and 'currents'")
         if len(times) < 2 or len(times) != len(currents) or any(b <= a for a, b in zip(times, times[1:])):

@@ -51,9 +51,11 @@ class Cell:
         h.hoc_stdout("/dev/null")
         try:
             reader.input(path)
+            h.Import3d_GUI(reader, 0).instantiate(icell)
+        except RuntimeError as err:  # a hoc error of NEURON's reader: the file, not a bug
+            raise SetupError(f"{path}: NEURON cannot read this morphology ({err})") from None
         finally:
             h.hoc_stdout()
-        h.Import3d_GUI(reader, 0).instantiate(icell)
         for sec in icell.all:
             sec.nseg = 1 + 2 * int(sec.L / morphology.nseg_length)
         if morphology.replace_axon:

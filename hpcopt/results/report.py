@@ -48,6 +48,11 @@ def write(path, directory, traces=True, dpi=DPI):
     """Write the report of the run file ``path`` into ``directory``; returns the
     path of its index.html. traces: re-simulate a cell model's best individual;
     dpi: resolution of the PNGs."""
+    with matplotlib.rc_context({"text.parse_math": False}):  # names from the file, shown as written: $x$ is no TeX
+        return _write(path, directory, traces, dpi)
+
+
+def _write(path, directory, traces, dpi):
     run = snapshot.read(path)
     run.require_generations()
     try:

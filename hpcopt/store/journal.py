@@ -31,6 +31,8 @@ import threading
 import time
 from collections import defaultdict
 
+from ..errors import RunFileError
+
 CRASHES_BEFORE_FAILING = 2  # sessions that died, or stopped without it finishing, with a point in flight
 
 
@@ -43,15 +45,29 @@ class Journal:
         _cut_partial_line(self.path)  # or the next line would be glued to it
         self._lines = [(e, json.dumps(e) + "\n") for e in self.entries]  # the file, as (entry, line)
         self._lock = threading.Lock()
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._fd = self._open()
         self.write({"event": "session", "time": time.time(), "pid": os.getpid(), **session})
+
+    def _open(self):
+        """The journal for appending: each line is one unbuffered write, so nothing is left
+        over in a buffer when the disk is full."""
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, entry):
         line = json.dumps(entry) + "\n"
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            data = line.encode()
+            try:
+                while data:
+                    data = data[os.write(self._fd, data):]
+            except OSError as err:  # a full disk: the run file's last checkpoint is untouched
+                raise self._failed(err) from None
             self._lines.append((entry, line))
+
+    def _failed(self, err):
+        return RunFileError(f"{self.path}: cannot write the journal ({err.strerror}); the run file "
+                            f"{self.path[:-len('.journal')]} still holds the last checkpoint, intact: make room, "
+                            "then resume it")
 
     def started(self, ident, rank):
         self.write({"event": "start", "id": ident, "rank": rank})
@@ -64,29 +80,34 @@ class Journal:
 
     def sync(self):
         with self._lock:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            os.fsync(self._fd)
 
     def clear(self, keep):
         """After a checkpoint: keep only the entries for which keep(entry) is true (those
         the checkpoint does not hold). The file is rewritten atomically, from what this
         object knows is in it (nothing is read back)."""
         with self._lock:
-            self._file.close()
-            self._lines = [(e, line) for e, line in self._lines if keep(e)]
+            lines = [(e, line) for e, line in self._lines if keep(e)]
             tmp = self.path + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.writelines(line for _, line in self._lines)
+            try:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.writelines(line for _, line in lines)
+            except OSError as err:  # the journal is still complete: it holds more than it needs to
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise self._failed(err) from None
+            os.close(self._fd)
             os.replace(tmp, self.path)
+            self._lines = lines
             self.entries = [e for e in self.entries if keep(e)]
-            self._file = open(self.path, "a", encoding="utf-8")
+            self._fd = self._open()
 
     def close(self, finished=False):
         """finished: the run is finished and its file holds everything the journal told;
         then a journal left with session lines only (nothing a resume would reuse or
         count) is removed. One that still holds an evaluation's line stays."""
         with self._lock:
-            self._file.close()
+            os.close(self._fd)
             if finished and all(e["event"] == "session" for e, _ in self._lines):
                 remove(self.path[:-len(".journal")])
 

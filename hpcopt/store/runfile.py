@@ -10,6 +10,7 @@ session) never see a half-written file. Layout: docs/runfile.md.
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from ..errors import RunFileError
 FORMAT = "hpcopt-run"
 LAYOUT_VERSION = 2  # 2: the generator's state holds its pending points and their ids
 READABLE = (1, 2)  # versions read for status, report, best and export; only LAYOUT_VERSION resumes
+RESUME_STATE = ("algorithm", "next_generation", "evaluations", "failures", "stop_reason")  # /state attributes
 STATUS_DTYPE = h5py.enum_dtype({"ok": 0, "failed": 1, "timeout": 2}, basetype="u1")
 
 
@@ -138,10 +140,13 @@ class Writer:
                     _write_generation(generations.create_group(generation_name(record.index)), record)
                 _write_state(f, state)
             _fsync(self.shadow)
-        except BaseException:
+        except BaseException as err:
             self._trusted = False
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.shadow)
+            if isinstance(err, (OSError, RuntimeError)):  # a full disk or quota: HDF5 says so either way
+                raise RunFileError(f"{self.path}: cannot write the checkpoint ({_reason(err)}); the run file still "
+                                   "holds the last checkpoint, intact: make room, then resume it") from None
             raise
         finally:
             if lock is not None:
@@ -322,11 +327,19 @@ def _atomic_write(path, build):
         build(tmp)
         _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, (OSError, RuntimeError)):
+            raise RunFileError(f"{path}: cannot write the run file ({_reason(err)}); it was not changed") from None
         raise
     _fsync(directory)
+
+
+def _reason(err):
+    """Why a write failed, in a few words: the OS's reason (No space left on device), else HDF5's message."""
+    return err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0] if str(err) else \
+        type(err).__name__
 
 
 # ---------------------------------------------------------------- reading
@@ -347,6 +360,20 @@ def _plain(value):
     return value
 
 
+def _reading(method):
+    """``method`` of a RunFile, with what HDF5 raises on a damaged file (metadata that
+    cannot be read: OSError, RuntimeError, KeyError) as a RunFileError naming it."""
+
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, RuntimeError, KeyError) as err:
+            raise RunFileError(f"{self.path}: damaged run file ({err})") from None
+
+    return read
+
+
 class RunFile:
     """A run file opened for reading; use as a context manager.
 
@@ -362,18 +389,26 @@ class RunFile:
             self.file = h5py.File(path, "r")
         except OSError as err:
             raise RunFileError(f"{path}: not an HDF5 file ({err})") from err
+        try:
+            self.version = self._layout()
+        except RunFileError:
+            self.file.close()
+            raise
+
+    @_reading
+    def _layout(self):
+        """The layout version, after checking that this is a run file with its groups."""
         attrs = self.file.attrs
         if _plain(attrs.get("format")) != FORMAT:
-            self.file.close()
-            raise RunFileError(f"{path}: not an hpcopt run file (no format='{FORMAT}' attribute)")
+            raise RunFileError(f"{self.path}: not an hpcopt run file (no format='{FORMAT}' attribute)")
         version = _plain(attrs.get("layout_version"))
         if version not in READABLE:
-            self.file.close()
-            raise RunFileError(
-                f"{path}: run file layout version {version}, this hpcopt reads versions "
-                f"{', '.join(map(str, READABLE))}"
-            )
-        self.version = version
+            raise RunFileError(f"{self.path}: run file layout version {version}, this hpcopt reads versions "
+                               f"{', '.join(map(str, READABLE))}")
+        for name in ("problem", "generations", "state", "state/generator"):
+            if not isinstance(self.file.get(name), h5py.Group):
+                raise RunFileError(f"{self.path}: damaged run file: no /{name} group")
+        return version
 
     def __enter__(self):
         return self
@@ -385,23 +420,51 @@ class RunFile:
         self.file.close()
 
     @property
+    @_reading
     def attrs(self):
         return {key: _plain(value) for key, value in self.file.attrs.items()}
 
     @property
+    @_reading
     def config(self):
-        return json.loads(self.attrs["config"])
+        """The stored config (a dict with 'problem' and 'optimizer' objects); RunFileError if
+        it is missing or not such JSON."""
+        if "config" not in self.file.attrs:
+            raise RunFileError(f"{self.path}: damaged run file: no 'config' attribute")
+        try:
+            config = json.loads(_plain(self.file.attrs["config"]))
+        except (TypeError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise RunFileError(f"{self.path}: damaged run file: its 'config' attribute is not JSON ({err})") from None
+        if not isinstance(config, dict) or not all(isinstance(config.get(k), dict) for k in ("problem", "optimizer")):
+            raise RunFileError(f"{self.path}: damaged run file: its 'config' attribute is not an object with "
+                               "'problem' and 'optimizer'")
+        return config
 
+    @_reading
+    def names(self, kind):
+        """The stored ``kind`` names ("parameter" or "objective"), a list of strings."""
+        names = _plain(self.file.attrs.get(f"{kind}_names"))
+        if not isinstance(names, (list, np.ndarray)) or not all(isinstance(n, str) for n in names):
+            raise RunFileError(f"{self.path}: damaged run file: no list of {kind} names ('{kind}_names')")
+        return list(names)
+
+    def check(self):
+        """RunFileError unless every generation reads, its datasets in consistent shapes."""
+        for index in range(len(self)):
+            self.generation(index)
+
+    @_reading
     def __len__(self):
         """Number of complete generations stored."""
         return len(self.file["generations"])
 
+    @_reading
     def generation(self, index):
         """Generation ``index`` (negative counts from the end) as a Generation."""
         n = len(self)
         if not -n <= index < n:
             raise RunFileError(f"{self.path}: generation {index} does not exist ({n} stored)")
-        group = self.file["generations"][generation_name(index % n)]
+        group = self._record(index % n)
         return Generation(
             index=index % n,
             parameters=group["parameters"][()],
@@ -419,6 +482,40 @@ class RunFile:
             asked=(int(group.attrs["asked_before"]), int(group.attrs["asked_after"])) if "id" in group else None,
         )
 
+    def _record(self, index):
+        """The group of generation ``index``, its datasets' shapes checked against one
+        another, the bounds and the names; RunFileError naming what is wrong."""
+        name = generation_name(index)
+        group = self.file["generations"].get(name)
+        where = f"{self.path}: damaged run file: generations/{name}"
+        if not isinstance(group, h5py.Group):
+            raise RunFileError(f"{where} is missing")
+        score = group.get("score")
+        n = score.shape[0] if isinstance(score, h5py.Dataset) and len(score.shape) == 1 else None
+        lower = self.file["problem"].get("lower")
+        d = lower.shape[0] if isinstance(lower, h5py.Dataset) and len(lower.shape) == 1 else None
+        objectives = _plain(self.file.attrs.get("objective_names"))
+        m = len(objectives) if isinstance(objectives, (list, np.ndarray)) else None
+        shapes = {"parameters": (n, d), "objectives": (n, m), "score": (n,), "eval_seconds": (n,), "rank": (n,),
+                  "status": (n,), "error": (n,)}
+        optional = {"features": (n, None), "id": (n,), "finished_time": (n,)}
+        for key, shape in {**shapes, **{k: v for k, v in optional.items() if k in group}}.items():
+            dataset = group.get(key)
+            if not isinstance(dataset, h5py.Dataset):
+                raise RunFileError(f"{where}: no dataset '{key}'")
+            found = dataset.shape
+            if found is None or len(found) != len(shape) or any(e is not None and e != f for e, f in zip(shape, found)):
+                expected = "(" + ", ".join("n" if k == 0 and e is None else "*" if e is None else str(e)
+                                           for k, e in enumerate(shape)) + ("," if len(shape) == 1 else "") + ")"
+                raise RunFileError(f"{where}/{key}: expected shape {expected}, found {found}")
+        if group["error"].dtype.kind != "S":
+            raise RunFileError(f"{where}/error: expected byte strings, found {group['error'].dtype}")
+        for key in ("start_time", "end_time") + (("asked_before", "asked_after") if "id" in group else ()):
+            if key not in group.attrs:
+                raise RunFileError(f"{where}: no '{key}' attribute")
+        return group
+
+    @_reading
     def state(self, resume=False):
         """The saved state: {"generator": {...}, other keys: scalars}; with ``resume``, a
         RunFileError for a file whose generator state this hpcopt cannot continue."""
@@ -432,4 +529,7 @@ class RunFile:
             value = dataset[()]
             generator[key] = value.tobytes() if dataset.attrs.get("bytes", False) else value
         state["generator"] = generator
+        missing = [key for key in RESUME_STATE if key not in state] if resume else []
+        if missing:
+            raise RunFileError(f"{self.path}: damaged run file: /state has no '{missing[0]}' attribute")
         return state

@@ -193,9 +193,9 @@ def read(path):
         _copy(path, copy)
         try:
             with RunFile(copy) as run:
-                attrs = run.attrs
-                if "config" not in attrs or "parameter_names" not in attrs:
-                    raise RunFileError(f"{copy}: not an hpcopt run file (no config)")
+                attrs, config = run.attrs, run.config
+                attrs.pop("config")
+                attrs["parameter_names"], attrs["objective_names"] = run.names("parameter"), run.names("objective")
                 state = run.state()
                 state.pop("generator")
                 generations = [run.generation(i) for i in range(len(run))]
@@ -205,7 +205,6 @@ def read(path):
             raise RunFileError(str(err).replace(copy, path)) from None
         except (KeyError, OSError) as err:  # a damaged or foreign file with our format attribute
             raise RunFileError(f"{path}: not a complete run file ({err})".replace(copy, path)) from None
-    config = json.loads(attrs.pop("config"))
     run = Run(path, attrs, config, state, generations, lower, upper, [], read_at)
     if run.asynchronous:
         run.journal = journal
