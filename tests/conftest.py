@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -18,6 +19,15 @@ def mpi_sizes():
     return [int(n) for n in given.split(",")] if given else [1, 2, 3]
 
 
+def mpiexec(ranks):
+    """The command that starts ``ranks`` ranks: HPCOPT_MPIEXEC (a launcher with its
+    options, e.g. "mpiexec.openmpi --allow-run-as-root --oversubscribe"; make
+    test-mpi-matrix sets it), else the venv's mpiexec (the mpich wheel's)."""
+    given = os.environ.get("HPCOPT_MPIEXEC")
+    launcher = shlex.split(given) if given else [os.path.join(BIN, "mpiexec")]
+    return [*launcher, "-n", str(ranks)]
+
+
 def hpcopt(*args, ranks=None, cwd=None, timeout=300, check=True, env=None):
     """Run ``hpcopt ARGS`` (under ``mpiexec -n ranks`` when ranks is given).
 
@@ -26,7 +36,7 @@ def hpcopt(*args, ranks=None, cwd=None, timeout=300, check=True, env=None):
     """
     command = [sys.executable, "-m", "hpcopt", *map(str, args)]
     if ranks is not None:
-        command = [os.path.join(BIN, "mpiexec"), "-n", str(ranks), *command]
+        command = [*mpiexec(ranks), *command]
     env = {**os.environ, **(env or {}), "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:

@@ -24,8 +24,9 @@ def fails_sometimes(params):
 
 
 def dies_on_rank_1(params):
-    """Segfaults (a real SIGSEGV, as a broken mechanism would) when evaluated on MPI rank 1."""
-    if os.environ.get("PMI_RANK") == "1":
+    """Segfaults (a real SIGSEGV, as a broken mechanism would) when evaluated on MPI rank 1
+    (as MPICH's launchers name it, or Open MPI's)."""
+    if os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK")) == "1":
         os.kill(os.getpid(), signal.SIGSEGV)
     time.sleep(0.01)
     return {"f1": params["x0"], "f2": params["x1"]}

@@ -12,7 +12,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from conftest import BIN, HERE, assert_same_results, hpcopt, write_config
+from conftest import HERE, assert_same_results, hpcopt, mpiexec, write_config
 
 from hpcopt import config as configuration
 from hpcopt.optimize import generators
@@ -28,7 +28,7 @@ def counted_problem(pause):
 
 
 def start(args, ranks, log):
-    command = [os.path.join(BIN, "mpiexec"), "-n", str(ranks), sys.executable, "-m", "hpcopt", *map(str, args)]
+    command = [*mpiexec(ranks), sys.executable, "-m", "hpcopt", *map(str, args)]
     env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(log)}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -177,7 +177,7 @@ def test_ctrl_c_is_a_clean_stop(tmp_path, ranks):
     env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(log), "HPCOPT_TEST_GATE": f"14:{gate}"}
     command = [sys.executable, "-m", "hpcopt", "run", str(path), "-o", str(tmp_path / "run.h5")]
     if ranks > 1:
-        command = [os.path.join(BIN, "mpiexec"), "-n", str(ranks), *command]
+        command = [*mpiexec(ranks), *command]
     job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            start_new_session=True)
     wait_for_lines(log, 14, job)  # in the second generation, which cannot end before the gate opens

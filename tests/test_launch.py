@@ -9,7 +9,7 @@ import time
 
 import h5py
 import pytest
-from conftest import BIN, HERE, assert_same_results, hpcopt, write_config, zdt1_problem
+from conftest import HERE, assert_same_results, hpcopt, mpiexec, write_config, zdt1_problem
 
 OPTIMIZER = {"algorithm": "ibea", "population": 8, "generations": 4, "seed": 9}
 
@@ -46,7 +46,7 @@ def test_two_jobs_cannot_write_one_run_file(tmp_path):
                                                            "fast": 0.2, "slow_x0": -1.0},
                "objectives": ["f1", "f2"]}
     path = write_config(tmp_path, problem=problem, optimizer={**OPTIMIZER, "generations": 20})
-    first = subprocess.Popen([os.path.join(BIN, "mpiexec"), "-n", "2", sys.executable, "-m", "hpcopt", "run",
+    first = subprocess.Popen([*mpiexec(2), sys.executable, "-m", "hpcopt", "run",
                               path, "-o", str(tmp_path / "run.h5")], env={**os.environ, "PYTHONPATH": HERE},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

@@ -13,7 +13,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from conftest import BIN, HERE, hpcopt, write_config
+from conftest import HERE, hpcopt, mpiexec, write_config
 
 from hpcopt import config as configuration
 from hpcopt.features import scoring as features
@@ -193,7 +193,7 @@ def test_status_of_a_file_a_running_job_writes(tmp_path):
     budget = 30
     config = cell_config(tmp_path, budget)
     run = str(tmp_path / "run.h5")
-    command = [os.path.join(BIN, "mpiexec"), "-n", str(ranks), sys.executable, "-m", "hpcopt", "run", config,
+    command = [*mpiexec(ranks), sys.executable, "-m", "hpcopt", "run", config,
                "-o", run, "-q"]
     job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seen, texts, snapshot = [], [], None

@@ -12,7 +12,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from conftest import BIN, HERE, assert_same_results, generations, hpcopt, mpi_sizes, write_config, zdt1_problem
+from conftest import HERE, assert_same_results, generations, hpcopt, mpi_sizes, mpiexec, write_config, zdt1_problem
 
 from hpcopt import config as configuration
 from hpcopt.optimize import generators
@@ -171,7 +171,7 @@ def test_kill_9_at_random_moments(tmp_path):
     seen = []
     for _ in range(12):
         args = ["run", path, "-o", run] if not run.exists() else ["resume", run]
-        command = [os.path.join(BIN, "mpiexec"), "-n", "2", sys.executable, "-m", "hpcopt", *map(str, args)]
+        command = [*mpiexec(2), sys.executable, "-m", "hpcopt", *map(str, args)]
         job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                start_new_session=True)
         # wait until the run file exists, then kill after a random delay

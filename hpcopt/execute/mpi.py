@@ -32,7 +32,9 @@ def world():
 
 
 def library_version():
-    return MPI.Get_library_version().strip().splitlines()[0]
+    """The first line of the MPI library's version string (Open MPI's ends in a NUL,
+    which an HDF5 string attribute cannot hold)."""
+    return MPI.Get_library_version().split("\0")[0].strip().splitlines()[0]
 
 
 def abort(comm, code=1):

@@ -6,6 +6,7 @@ its own one-host subworld for independent single-cell simulations.
 """
 
 import contextlib
+import ctypes
 import os
 import sys
 
@@ -81,11 +82,18 @@ def neuron(comm=None):
 
 def environment(mpi):
     """Set NEURON's environment up before anything imports it (a user's code may, as
-    BluePyOpt does): the MPI library mpi4py loaded (``mpi``), no GUI."""
-    if mpi and "MPI_LIB_NRN_PATH" not in os.environ:
-        library = _mpi_library()
-        if library:
-            os.environ["MPI_LIB_NRN_PATH"] = library
+    BluePyOpt does): the MPI library mpi4py loaded (``mpi``), no GUI.
+
+    NEURON takes the MPI library that defines ``MPI_Initialized`` in the process's
+    global symbol scope if there is one, and only otherwise dlopens ``libmpi.so`` (a
+    system MPI's, when one is installed), then ``MPI_LIB_NRN_PATH``, then
+    ``libmpich.so``. Python loads mpi4py's library into a local scope, so it is made
+    global here: NEURON then uses it whatever else the machine has.
+    """
+    library = _mpi_library() if mpi else ""
+    if library:
+        ctypes.CDLL(library, mode=os.RTLD_NOW | os.RTLD_GLOBAL | os.RTLD_NOLOAD)
+        os.environ.setdefault("MPI_LIB_NRN_PATH", library)
     os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")  # no "no DISPLAY" warning on every rank
 
 
@@ -124,14 +132,24 @@ def stdout_redirected(fd=None):
 
 
 def _mpi_library():
-    """Path of the libmpi that this process (mpi4py) loaded, from /proc/self/maps."""
+    """Path of the MPI library this process (mpi4py) loaded: the mapped file that
+    defines ``MPI_Initialized`` (libmpi.so.40 of Open MPI, libmpi.so.12 of the mpich
+    wheel or Intel MPI, libmpich.so.12 of Debian's MPICH, ...); "" if none is loaded."""
     try:
         with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "libmpi" in line and "/" in line}
+            maps = [line.split() for line in f]
     except OSError:
         return ""
-    paths = sorted(p for p in paths if os.path.basename(p).startswith("libmpi.so"))
-    return paths[0] if paths else ""
+    ranges = [(int(m[0].split("-")[0], 16), int(m[0].split("-")[1], 16), m[5]) for m in maps if len(m) >= 6]
+    for path in sorted({p for _, _, p in ranges if "mpi" in os.path.basename(p) and ".so" in p}):
+        try:
+            address = ctypes.cast(ctypes.CDLL(path, mode=os.RTLD_NOW | os.RTLD_NOLOAD).MPI_Initialized, ctypes.c_void_p)
+        except (OSError, AttributeError):
+            continue
+        for start, end, owner in ranges:
+            if start <= address.value < end:
+                return owner
+    return ""
 
 
 def version():
