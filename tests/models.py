@@ -117,3 +117,8 @@ def huge_error(params):
     if params["x0"] < 0.5:
         raise ValueError("x" * 10_000_000)
     return {"f1": params["x0"], "f2": 1 - params["x0"]}
+
+
+def nested(params):
+    """Returns [[value]]: not one number per objective."""
+    return [[params["x0"]]]

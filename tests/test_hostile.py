@@ -262,3 +262,48 @@ def test_an_old_pickled_cmaes_state_is_never_unpickled(tmp_path):
     done = hpcopt("resume", run, "--generations", 4, check=False)
     assert done.returncode == 2 and "pickle" in done.stderr and not marker.exists(), done.stderr
     assert hpcopt("best", run).returncode == 0  # still readable
+
+
+def _cell_with(tmp_path, change):
+    raw = json.load(open(f"{HERE}/../examples/cell/config.json"))
+    change(raw["problem"]["cell"])
+    path = tmp_path / "cell.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def _feature(spec):
+    return lambda cell: cell["features"]["hyperpol"]["soma"].__setitem__("voltage_base", spec)
+
+
+def _synapse(**parameters):
+    stimulus = {"type": "synapse", "synapse": {"mechanism": "ExpSyn", **parameters}, "start": 10, "interval": 5,
+                "number": 2, "weight": 0.01}
+    return lambda cell: cell["protocols"]["step_low"]["stimuli"].append(stimulus)
+
+
+@pytest.mark.parametrize("change, message", [
+    (_feature({"mean": -65, "std": 1, "stim_start": 100, "stim_end": 50}), "feature window [100, 50] is empty"),
+    (_feature({"mean": -65, "std": 1, "settings": {"interp_stp": 0.1}}), "interp_stp: not an eFEL setting"),
+    (_feature({"mean": -65, "std": 1, "settings": {"interp_step": "fast"}}), "interp_step: expected float"),
+    (_synapse(taux=2), "synapse ExpSyn has no parameter 'taux'"),
+    (_synapse(tau="x"), "synapse.tau: expected a number"),
+    (lambda cell: cell["parameters"][-1].__setitem__("bounds", [0, float("inf")]), "span must be finite"),
+])
+def test_cell_inputs_that_crashed_every_evaluation_fail_validation_in_one_line(tmp_path, change, message):
+    done = hpcopt("validate", _cell_with(tmp_path, change), check=False)
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, \
+        done.stderr
+
+
+def test_a_function_returning_nested_lists_is_a_failed_evaluation_and_huge_bounds_are_refused(tmp_path):
+    problem = {"function": "models:nested", "parameters": {"x0": [0, 1]}, "objectives": ["f1"]}
+    path = write_config(tmp_path, problem=problem, optimizer={"algorithm": "cmaes", "population": 4, "generations": 1})
+    (tmp_path / "p.json").write_text(json.dumps({"x0": 0.5}))
+    done = hpcopt("evaluate", path, "--params", tmp_path / "p.json", check=False)
+    assert done.returncode == 1 and "shape (1, 1), not one number per objective" in done.stdout, done.stderr
+    problem["parameters"] = {"x0": [-1e308, 1e308]}
+    done = hpcopt("validate", write_config(tmp_path, name="huge.json", problem=problem,
+                                           optimizer={"algorithm": "cmaes", "population": 4, "generations": 1}),
+                  check=False)
+    assert done.returncode == 2 and "span must be finite" in done.stderr

@@ -353,6 +353,8 @@ def _parameters(raw, where):
             if (not isinstance(b, list) or len(b) != 2
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)):
                 raise w.error("bounds", f"expected [low, high], found {fields.show(b)}")
+            if not math.isfinite(float(b[1]) - float(b[0])):
+                raise w.error("bounds", f"bounds and their span must be finite, found {fields.show(b)}")
             if not b[0] < b[1]:
                 raise w.error("bounds", f"lower bound {b[0]} must be below upper bound {b[1]}")
             p = ModelParameter(name, kind, attribute, sectionlist, distribution, float(b[0]), float(b[1]))
@@ -479,9 +481,14 @@ def _features(raw, where, protocols):
                 threshold = fields.number(t, fw, "threshold") if "threshold" in t else default
                 start = fields.number(t, fw, "stim_start", minimum=0) if "stim_start" in t else protocol.stim_start
                 end = fields.number(t, fw, "stim_end", above=0) if "stim_end" in t else protocol.stim_end
+                if end <= start:
+                    raise fw.error("stim_end", f"feature window [{start:g}, {end:g}] is empty (stim_end <= stim_start)")
                 settings = t.get("settings", {})
                 if not isinstance(settings, dict):
                     raise fw.error("settings", "expected {eFEL setting: value}")
+                for key, value in settings.items():
+                    if not isinstance(value, (int, float, str)):
+                        raise fw.error(f"settings.{key}", f"expected a number or a string, found {fields.show(value)}")
                 out.append(Feature(protocol_name, recording, efel_name, mean, std, start, end, threshold,
                                    tuple(sorted(settings.items()))))
     return tuple(out)

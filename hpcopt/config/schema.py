@@ -213,8 +213,8 @@ def _problem(raw, where, base_dir):
             if len(spec) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
                 raise w.error(name, f"expected bounds [low, high] or a frozen value, found {fields.show(spec)}")
             lower, upper = float(spec[0]), float(spec[1])
-            if not (math.isfinite(lower) and math.isfinite(upper)):
-                raise w.error(name, f"bounds must be finite, found {fields.show(spec)}")
+            if not math.isfinite(upper - lower):
+                raise w.error(name, f"bounds and their span must be finite, found {fields.show(spec)}")
             if lower >= upper:
                 raise w.error(name, f"lower bound {spec[0]} must be below upper bound {spec[1]}")
             parameters.append(Parameter(name, lower, upper))

@@ -151,6 +151,9 @@ class Synapse:
         synapse = t.get("synapse", {"mechanism": "ExpSyn"})
         if not isinstance(synapse, dict) or not isinstance(synapse.get("mechanism"), str):
             raise where.error("synapse", "expected {\"mechanism\": point process name, parameter: value, ...}")
+        for key in synapse:
+            if key != "mechanism":
+                fields.number(synapse, where / "synapse", key)
         return cls(locations.parse(t.get("location"), where / "location"),
                    synapse=tuple(sorted(synapse.items(), key=lambda kv: kv[0] != "mechanism")),
                    start=fields.number(t, where, "start", minimum=0),

@@ -14,6 +14,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 def version():
     import efel
@@ -37,6 +39,7 @@ class Scorer:
         self.features = features
         self.penalty = penalty
         self.trace_check = trace_check
+        _check_settings(efel.get_settings(), features)
         groups = defaultdict(list)
         for i, f in enumerate(features):
             groups[(f.protocol, f.recording, f.stim_start, f.stim_end, f.threshold, f.settings)].append(i)
@@ -73,6 +76,24 @@ class Scorer:
                     scores[i] = distance(found, f.mean, f.std, self.penalty)
         return scores, means, raw
 
+
+
+def _check_settings(settings, features):
+    """ConfigError for a feature's eFEL setting that eFEL does not have, or of a
+    type its default does not have (eFEL would raise in every evaluation)."""
+    defaults = {name: getattr(settings, name) for name in type(settings).__dataclass_fields__}
+    for f in features:
+        for key, value in f.settings:
+            where = f"features.{f.name}.settings.{key}"
+            if key not in defaults:
+                raise ConfigError(where, f"not an eFEL setting; eFEL's: {', '.join(sorted(defaults))}")
+            default = defaults[key]
+            numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) if numeric
+                  else isinstance(value, type(default)))
+            if default is not None and not ok:
+                raise ConfigError(where, f"expected {type(default).__name__} as eFEL's default "
+                                         f"{default!r}, found {value!r}")
 
 
 def _default_settings(settings):

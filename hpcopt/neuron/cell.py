@@ -37,8 +37,19 @@ class Cell:
                 except SetupError as err:
                     raise SetupError(f"protocols.{protocol.name}: {err}") from None
             for s in protocol.stimuli:
-                if s.kind == "synapse" and not hasattr(h, s.mechanism):
-                    raise SetupError(f"protocols.{protocol.name}: no point process {s.mechanism!r}")
+                if s.kind == "synapse":
+                    self._check_synapse(protocol.name, s)
+
+    def _check_synapse(self, protocol, stimulus):
+        """SetupError unless NEURON has the point process and every parameter given for it."""
+        h = self.h
+        if not hasattr(h, stimulus.mechanism):
+            raise SetupError(f"protocols.{protocol}: no point process {stimulus.mechanism!r}")
+        sec, x = self.location(stimulus.location)
+        probe = getattr(h, stimulus.mechanism)(sec(x))
+        for key, _ in stimulus.synapse:
+            if key != "mechanism" and not hasattr(probe, key):
+                raise SetupError(f"protocols.{protocol}: synapse {stimulus.mechanism} has no parameter {key!r}")
 
     # -- morphology
 

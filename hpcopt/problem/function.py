@@ -99,6 +99,8 @@ class FunctionEvaluator:
             objectives = np.array(values, dtype=float)
         except (TypeError, ValueError):
             raise ValueError("function returned non-numeric objective values") from None
+        if objectives.shape != (len(names),):
+            raise ValueError(f"function returned values of shape {objectives.shape}, not one number per objective")
         bad = [n for n, v in zip(names, objectives) if not math.isfinite(v)]
         if bad:
             raise ValueError(f"non-finite value for objective(s) {', '.join(bad)}")
