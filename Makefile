@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NP     ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run example-stp example-stdp test test-unit test-N test-slurm test-mpi-matrix bench bench-quick lint clean
+.PHONY: install run example-l5pc example-stp example-stdp test test-unit test-N test-slurm test-mpi-matrix bench bench-quick lint clean
 
 install: $(STAMP)
 
@@ -29,6 +29,15 @@ example-stp: install
 	mkdir -p run
 	$(BIN)/mpiexec -n $(NP) $(BIN)/hpcopt run examples/stp/config.json -o run/stp.h5 --overwrite
 	$(BIN)/python examples/stp/compare.py run/stp.h5
+
+# BluePyOpt's L5PC example, its files unchanged (fetched from PyPI into run/l5pc), fitted
+# under mpiexec -n $(NP) with a short demonstration budget (IBEA 8 x 3: minutes, not the
+# hours of BluePyOpt's own 100 x 100), then its best beside BluePyOpt's release parameters
+example-l5pc: install
+	$(BIN)/python examples/l5pc/l5pc.py config run/l5pc
+	cd run/l5pc && $(abspath $(BIN))/nrnivmodl mechanisms > /dev/null 2>&1
+	cd run/l5pc && $(abspath $(BIN))/mpiexec -n $(NP) $(abspath $(BIN))/hpcopt run config.json -o ../l5pc.h5 --overwrite -q
+	$(BIN)/python examples/l5pc/l5pc.py compare run/l5pc.h5 run/l5pc
 
 # The Graupner-Brunel STDP example (examples/stdp) under mpiexec -n $(NP): IBEA at the
 # budget of BluePyOpt's notebook (100 x 200), compared with the notebook's fit, then

@@ -12,7 +12,7 @@ import sys
 
 import corpus
 import pytest
-from conftest import BIN, hpcopt, write_config
+from conftest import BIN, HERE, hpcopt, write_config
 
 pytest.importorskip("bluepyopt")
 
@@ -206,3 +206,19 @@ def test_protocols_run_in_the_ranks_own_process(tmp_path):
     ranks = {pid for kind, pid in lines if kind == "rank"}
     protocols = [pid for kind, pid in lines if kind == "protocol"]
     assert len(protocols) >= 4 and set(protocols) <= ranks, lines
+
+
+def test_the_l5pc_example_fits_and_compares_with_the_release_parameters(tmp_path):
+    """make example-l5pc's steps, with a tiny budget: the script's config runs unchanged at 2
+    ranks from the example's own folder, and compare prints both columns, the release
+    parameters scored 35.33, the sum of the objectives BluePyOpt's own evaluator gives them (the
+    tests above compare every objective)."""
+    script = os.path.join(HERE, "..", "examples", "l5pc", "l5pc.py")
+    folder = tmp_path / "l5pc"
+    subprocess.run([sys.executable, script, "config", folder, "--population", "2", "--generations", "1"], check=True)
+    subprocess.run([os.path.join(BIN, "nrnivmodl"), "mechanisms"], cwd=folder, check=True, capture_output=True)
+    hpcopt("run", "config.json", "-o", tmp_path / "run.h5", ranks=2, cwd=folder)
+    done = subprocess.run([sys.executable, script, "compare", tmp_path / "run.h5", folder], check=True,
+                          capture_output=True, text=True)
+    row = next(line for line in done.stdout.splitlines() if line.startswith("score"))
+    assert float(row.split()[-1]) == pytest.approx(35.33, abs=0.01) and len(done.stdout.splitlines()) == 23
