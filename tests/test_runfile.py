@@ -327,3 +327,12 @@ def test_a_run_file_of_layout_1_is_read_but_not_resumed(tmp_path):
         done = hpcopt("resume", tmp_path / "run.h5", "--generations", 3, ranks=ranks, check=False)
         assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert "made by an earlier hpcopt (run file layout 1)" in done.stderr
+
+
+def test_closing_a_journal_twice_is_harmless(tmp_path):
+    """Loop.run closes its journal; a caller (benchmarks/rank0_cost.py) may close it again."""
+    from hpcopt.store.journal import Journal
+
+    journal = Journal(str(tmp_path / "run.h5"), outstanding=1)
+    journal.close()
+    journal.close()

@@ -107,7 +107,10 @@ class Journal:
         then a journal left with session lines only (nothing a resume would reuse or
         count) is removed. One that still holds an evaluation's line stays."""
         with self._lock:
+            if self._fd is None:  # closed already (closing twice is harmless)
+                return
             os.close(self._fd)
+            self._fd = None
             if finished and all(e["event"] == "session" for e, _ in self._lines):
                 remove(self.path[:-len(".journal")])
 
