@@ -44,6 +44,17 @@ def hpcopt(*args, ranks=None, cwd=None, timeout=300, check=True, env=None):
     return done
 
 
+def evaluate(config, params, directory, name):
+    """``hpcopt evaluate CONFIG --params`` of ``params`` (written to DIRECTORY/NAME.json),
+    which must succeed; its JSON result."""
+    path = os.path.join(directory, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(params, f)
+    result = json.loads(hpcopt("evaluate", config, "--params", path, "--json").stdout)
+    assert result["status"] == "ok", result["error"]
+    return result
+
+
 def write_config(directory, name="config.json", **sections):
     """Write a config made of ``sections`` (problem, optimizer, ...); returns its path."""
     path = os.path.join(directory, name)

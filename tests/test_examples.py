@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import hpcopt
+from conftest import evaluate, hpcopt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -74,14 +74,6 @@ def test_make_targets_refuses_a_wrong_truth(tmp_path):
     done = make_targets(config, truth)
     assert done.returncode == 1 and "expected exactly the free parameters" in done.stderr
 
-
-def evaluate(config, params, directory, name):
-    path = os.path.join(directory, f"{name}.json")
-    with open(path, "w") as f:
-        json.dump(params, f)
-    result = json.loads(hpcopt("evaluate", config, "--params", path, "--json").stdout)
-    assert result["status"] == "ok", result["error"]
-    return result
 
 
 def test_hh_truth_scores_better_than_perturbed_parameters(tmp_path):

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import hpcopt, write_config
+from conftest import evaluate, hpcopt, write_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STDP = os.path.join(ROOT, "examples", "stdp")
@@ -25,15 +25,6 @@ def read(path):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
-
-def evaluate(config, params, directory, name):
-    """``hpcopt evaluate CONFIG --params`` of ``params``, which must succeed."""
-    path = os.path.join(directory, f"{name}.json")
-    with open(path, "w") as f:
-        json.dump(params, f)
-    result = json.loads(hpcopt("evaluate", config, "--params", path, "--json").stdout)
-    assert result["status"] == "ok", result["error"]
-    return result
 
 
 
