@@ -474,11 +474,17 @@ def _release(path):
 
 def _remove_stale_temporaries(path):
     """Temporary and shadow files of checkpoints a killed job left (we hold the lock)."""
+    from .store import runfile
+
     directory, name = os.path.split(os.path.abspath(path))
     for entry in os.listdir(directory):
         stale_tmp = entry.startswith(f".{name}.tmp") and entry[len(name) + 5:].isdigit()
         if stale_tmp or entry in (f".{name}.shadow", f".{name}.previous"):
             os.unlink(os.path.join(directory, entry))
+    pieces = runfile.pieces_of(os.path.abspath(path))  # generation files being written (the split layout)
+    for entry in os.listdir(pieces) if os.path.isdir(pieces) else ():
+        if entry.startswith(".") and ".h5.tmp" in entry:
+            os.unlink(os.path.join(pieces, entry))
 
 
 def _check_directory(path):

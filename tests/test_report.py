@@ -312,7 +312,7 @@ def bad_files(function_run, tmp_path_factory):
         f["state"].attrs.update(next_generation=0, evaluations=0)
     shutil.copy(run, directory / "v3.h5")  # a layout this hpcopt does not know (a newer one's)
     with h5py.File(directory / "v3.h5", "r+") as f:
-        f.attrs["layout_version"] = 3
+        f.attrs["layout_version"] = 99
     return directory
 
 
@@ -323,7 +323,7 @@ COMMANDS = {"status": [], "report": ["-o", "out"], "export": ["--json", "p.json"
 @pytest.mark.parametrize("name, message", [
     ("text.h5", "not an HDF5 file"),
     ("foreign.h5", "not an hpcopt run file"),
-    ("v3.h5", "layout version 3, this hpcopt reads versions 1, 2"),
+    ("v3.h5", "layout version 99, this hpcopt reads versions 1, 2, 3"),
     ("missing.h5", "no such file"),
     ("empty.h5", "no complete generation yet"),
 ])

@@ -7,7 +7,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from conftest import hpcopt, write_config, zdt1_problem
+from conftest import assert_same_results, hpcopt, write_config, zdt1_problem
 
 from hpcopt.errors import RunFileError
 from hpcopt.store import runfile
@@ -279,17 +279,159 @@ def test_journal_drops_a_line_cut_short_before_appending(tmp_path):
     assert journal_events == ["session", "session", "abandoned"]
 
 
-def test_without_hdf5_file_locking_every_checkpoint_copies(tmp_path, monkeypatch):
-    """Readers that take no lock cannot be seen: the shadow is never updated in place."""
+def test_without_hdf5_file_locking_checkpoints_write_only_what_is_new(tmp_path, monkeypatch):
+    """Readers that take no lock cannot be seen, so nothing they may hold is modified:
+    each checkpoint writes its generations once into a file of their own and replaces
+    only the small run file linking to them (the split layout). It holds exactly what
+    in-place checkpoints hold; when the run finishes it is one self-contained file again."""
+    split, reference = tmp_path / "a" / "run.h5", tmp_path / "b" / "run.h5"
+    for path in (split, reference):
+        path.parent.mkdir()
+        runfile.create(path, {"config": "{}"}, np.zeros(2), np.ones(2), _state(-1))
+    in_place = runfile.Writer(reference)
     monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
     assert not runfile.readers_are_seen(tmp_path)
+    writer = runfile.Writer(split)
+    sizes = []
+    for g in range(0, 40, 2):
+        records = [_record(g, n=200), _record(g + 1, n=200)]
+        writer.checkpoint(records, _state(g + 1), {"config": json.dumps({"g": g})})
+        in_place.checkpoint(records, _state(g + 1), {"config": json.dumps({"g": g})})
+        a, b = _contents(split), _contents(reference)
+        assert a[0] == b[0] and a[2] == b[2] and len(a[2]) == g + 2
+        _same_state(a[1], b[1])
+        sizes.append((split.stat().st_size, (split.parent / "run.h5.generations" / f"{g:06d}.h5").stat().st_size))
+    assert writer.copied == 0
+    pieces = sorted(p.name for p in (split.parent / "run.h5.generations").iterdir())
+    assert pieces == [f"{g:06d}.h5" for g in range(0, 40, 2)]
+    # what a checkpoint writes does not grow with the history: the run file by a link per generation
+    assert max(size for _, size in sizes) <= 1.01 * min(size for _, size in sizes)
+    assert sizes[-1][0] - sizes[0][0] < 300 * 40 and sizes[-1][0] < reference.stat().st_size / 20
+    with h5py.File(split, "r") as f:  # a user's h5py session sees one file
+        assert list(f["generations"]) == [f"{g:06d}" for g in range(40)]
+        assert np.array_equal(f["generations/000013/parameters"][()], _record(13, n=200).parameters)
+    writer.close(finished=True)
+    in_place.close()
+    assert sorted(p.name for p in split.parent.iterdir()) == ["run.h5"]
+    a, b = _contents(split), _contents(reference)
+    assert a[0] == b[0] and a[2] == b[2]
+    _same_state(a[1], b[1])
+    with h5py.File(split, "r") as f:
+        assert not any(isinstance(f["generations"].get(n, getlink=True), h5py.ExternalLink) for n in f["generations"])
+
+
+def test_without_file_locking_a_reader_keeps_its_snapshot(tmp_path, monkeypatch):
+    """A user's h5py session that opened the run file while the job wrote it without
+    locks keeps reading the checkpoint it opened, generation files included."""
+    monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
+    path = tmp_path / "run.h5"
+    runfile.create(path, {}, np.zeros(2), np.ones(2), _state(-1))
+    writer = runfile.Writer(path)
+    writer.checkpoint([_record(0)], _state(0))
+    writer.checkpoint([_record(1)], _state(1))
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        opened = json.loads(reader.stdout.readline())
+        for g in range(2, 6):
+            writer.checkpoint([_record(g)], _state(g))
+        later, _ = reader.communicate("\n", timeout=60)
+    finally:
+        reader.kill()
+    assert json.loads(later) == opened == {"generations": ["000000", "000001"], "next": 2,
+                                           "x": _record(1).parameters.tolist()}
+    assert _contents(path)[1]["next_generation"] == 6 and len(_contents(path)[2]) == 6
+
+
+def test_a_run_file_changes_layout_with_the_filesystem_and_keeps_everything(tmp_path, monkeypatch):
+    """A run written in place, resumed without locks (its history moves to a generation
+    file once), then with locks again (a mixed file), then finished: every generation
+    and the last state are there, in one file."""
     path = tmp_path / "run.h5"
     runfile.create(path, {}, np.zeros(2), np.ones(2), _state(-1))
     writer = runfile.Writer(path)
     for g in range(3):
         writer.checkpoint([_record(g)], _state(g))
     writer.close()
-    assert writer.copied == 3 and len(_contents(path)[2]) == 3
+    monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
+    writer = runfile.Writer(path)
+    for g in range(3, 6):
+        writer.checkpoint([_record(g)], _state(g))
+    assert writer.copied == 1
+    assert sorted(p.name for p in (tmp_path / "run.h5.generations").iterdir()) == ["000000.h5", "000003.h5",
+                                                                                   "000004.h5", "000005.h5"]
+    writer.close()
+    monkeypatch.delenv("HDF5_USE_FILE_LOCKING")
+    writer = runfile.Writer(path)
+    for g in range(6, 8):
+        writer.checkpoint([_record(g)], _state(g))
+    assert len(_contents(path)[2]) == 8
+    writer.close(finished=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5"]
+    contents = _contents(path)
+    assert [g[0] for g in contents[2]] == list(range(8)) and contents[1]["next_generation"] == 8
+    assert contents[2][4][1] == _record(4).parameters.tolist()
+
+
+def test_a_split_run_file_without_its_folder_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
+    path = tmp_path / "run.h5"
+    runfile.create(path, {}, np.zeros(2), np.ones(2), _state(-1))
+    writer = runfile.Writer(path)
+    writer.checkpoint([_record(0)], _state(0))
+    (tmp_path / "run.h5.generations" / "000000.h5").unlink()
+    with runfile.RunFile(path) as r, pytest.raises(RunFileError, match="generations/000000 is in "
+                                                                       "run.h5.generations/000000.h5 beside it"):
+        r.generation(0)
+
+
+def test_a_failed_split_checkpoint_keeps_the_file(tmp_path, monkeypatch):
+    """A checkpoint that fails after its generation file was written leaves the run file
+    as it was; the next one writes that generation file again."""
+    monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
+    path = tmp_path / "run.h5"
+    runfile.create(path, {}, np.zeros(2), np.ones(2), _state(-1))
+    writer = runfile.Writer(path)
+    writer.checkpoint([_record(0)], _state(0))
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        writer.checkpoint([_record(1)], {"algorithm": "ibea", "generator": {"bad": object()}})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5", "run.h5.generations"]
+    writer.checkpoint([_record(1)], _state(1))
+    assert len(_contents(path)[2]) == 2
+
+
+def test_a_run_without_file_locking_resumes_to_the_same_result_as_one_file(tmp_path, monkeypatch):
+    """A run with HDF5 file locking off (as on GPFS or Lustre with localflock), stopped
+    by a signal after 3 generations, is read by status, best and report while split and
+    resumed (by hpcopt resume): the finished run is one file equal to a run with locking on."""
+    from hpcopt import config as configuration
+    from hpcopt.execute import loop as driver
+    from hpcopt.problem.space import Problem
+
+    raw = {"problem": zdt1_problem(3), "optimizer": {**OPTIMIZER, "generations": 6}}
+    hpcopt("run", write_config(tmp_path, **raw), "-o", tmp_path / "whole.h5")
+    monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
+    c = configuration.parse(raw)
+    problem = Problem(c)
+    split = tmp_path / "split.h5"
+    driver.start(str(split), c, problem, {})
+    evaluator = serial(problem)
+    calls = []
+    evaluate = evaluator.evaluate
+    evaluator.evaluate = lambda x: calls.append(1) or evaluate(x)
+    loop = driver.Loop(str(split), c, problem, evaluator, interrupted=lambda: len(calls) >= 3 * 6)
+    assert loop.run() == driver.EXIT_INTERRUPTED
+    assert sorted(p.name for p in (tmp_path / "split.h5.generations").iterdir()) == ["000000.h5", "000001.h5",
+                                                                                    "000002.h5"]
+    assert "3 of 6 done" in hpcopt("status", split, cwd="/").stdout
+    assert json.loads(hpcopt("best", split, "--json", cwd="/").stdout)["generation"] <= 2
+    hpcopt("report", split, "-o", tmp_path / "report", cwd="/")
+    hpcopt("resume", split)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("split")) == ["split.h5"]
+    assert_same_results(tmp_path / "whole.h5", split)
 
 
 @pytest.mark.parametrize("fstype, options, seen", [

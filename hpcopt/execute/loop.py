@@ -280,7 +280,7 @@ class Loop:
             return status
         finally:
             self.journal.close(finished=status == EXIT_DONE)
-            self.writer.close()
+            self.writer.close(finished=status == EXIT_DONE)
 
     def _finished(self, rules=None):
         return bool(self.stop_reason) or self.schedule.finished(self, rules or self.rules)

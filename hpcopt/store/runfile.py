@@ -3,9 +3,13 @@
 Every write is atomic: the new file is written beside the old one under another
 name, fsynced, and renamed over it with ``os.replace`` (then the directory is
 fsynced). A kill -9 at any instant leaves either the previous file or the new
-one, both complete. Checkpoints update a shadow file in place rather than copying
-the history (Writer). Readers (``hpcopt status``, a user's h5py
-session) never see a half-written file. Layout: docs/runfile.md.
+one, both complete. Checkpoints cost what is new, not the history (Writer): where
+readers' locks are seen they update a shadow file in place; elsewhere each
+checkpoint's generations are written once into a file of their own under
+``RUN.h5.generations/``, linked from the run file (HDF5 external links), and only
+the small run file is replaced; a finished run is made one file again
+(``consolidate``). Readers (``hpcopt status``, a user's h5py session) never see a
+half-written file. Layout: docs/runfile.md.
 """
 
 import contextlib
@@ -23,8 +27,11 @@ import numpy as np
 from ..errors import RunFileError
 
 FORMAT = "hpcopt-run"
-LAYOUT_VERSION = 2  # 2: the generator's state holds its pending points and their ids
-READABLE = (1, 2)  # versions read for status, report, best and export; only LAYOUT_VERSION resumes
+LAYOUT_VERSION = 3  # 2: the generator's state holds its pending points and their ids; 3: its small arrays packed
+READABLE = (1, 2, 3)  # versions read for status, report, best and export
+RESUMABLE = (2, 3)  # versions whose generator state this hpcopt continues
+PACKED = "packed_arrays"  # /state/generator dataset holding the state's small arrays (layout 3)
+PACKED_BELOW = 4096  # bytes: arrays smaller than this are packed (cma's state holds thousands of 20-vectors)
 RESUME_STATE = ("algorithm", "next_generation", "evaluations", "failures", "stop_reason")  # /state attributes
 STATUS_DTYPE = h5py.enum_dtype({"ok": 0, "failed": 1, "timeout": 2}, basetype="u1")
 
@@ -63,8 +70,14 @@ def generation_name(index):
     return f"{index:06d}"
 
 
+def pieces_of(path):
+    """The folder of a run file's generation files (split layout): ``RUN.h5.generations``."""
+    return f"{path}.generations"
+
+
 def create(path, attrs, lower, upper, state):
-    """Write a new run file: header ``attrs``, bounds, and the initial ``state``."""
+    """Write a new run file: header ``attrs``, bounds, and the initial ``state``
+    (generation files of an earlier run at ``path`` are removed after it)."""
 
     def build(tmp):
         with h5py.File(tmp, "w", track_order=True) as f:
@@ -79,6 +92,7 @@ def create(path, attrs, lower, upper, state):
             _write_state(f, state)
 
     _atomic_write(path, build)
+    shutil.rmtree(pieces_of(path), ignore_errors=True)
 
 
 def checkpoint(path, records, state, attrs=None):
@@ -104,8 +118,12 @@ class Writer:
     shared lock on what it reads; ``hpcopt status`` too) - a reader that opened
     the run file before the previous checkpoint keeps its snapshot unchanged.
     Where readers cannot be seen (see ``readers_are_seen``; no hard links; no
-    flock) every checkpoint copies the whole file.
-    ``close()`` removes the shadow.
+    flock), nothing a reader may hold is ever modified (the split layout,
+    ``_checkpoint_split``): the new generations go into a new file under
+    ``RUN.h5.generations/`` and a new, small run file linking to every generation
+    file replaces the old one; neither grows with the history but for one link per
+    checkpoint. ``close()`` removes the shadow; ``close(finished=True)`` also makes
+    a split run file one self-contained file again.
     """
 
     def __init__(self, path):
@@ -124,6 +142,8 @@ class Writer:
         state: {"generator": dict from the generator's state(), other keys: scalars};
         attrs: root attributes to set (e.g. an updated config).
         """
+        if not self.in_place:
+            return self._checkpoint_split(records, state, attrs)
         lock = self._claim_shadow()
         try:
             if lock is None:
@@ -191,11 +211,98 @@ class Writer:
         self._trusted = linked
         _fsync(self.directory)
 
-    def close(self):
-        """Remove the shadow (a later process would not trust it)."""
+    def _checkpoint_split(self, records, state, attrs):
+        """The split layout's checkpoint: ``records`` written once into a generation file
+        of their own, then a new run file (header, bounds, a link per generation, the
+        state) renamed over the old one. Generations the run file holds itself (written
+        in place earlier, or a finished run resumed) move to a generation file first,
+        once. A kill leaves at most a generation file no run file links to yet: the
+        resumed run writes it again."""
+        links = {}  # generation name -> (file name relative to the run file's folder, path in it)
+        pieces = pieces_of(self.path)
+        try:
+            os.makedirs(pieces, exist_ok=True)
+            with h5py.File(self.path, "r", locking=False) as current:
+                header = {**{k: _plain(v) for k, v in current.attrs.items()}, **(attrs or {})}
+                inside = []
+                for name in current["generations"]:
+                    link = current["generations"].get(name, getlink=True)
+                    if isinstance(link, h5py.ExternalLink):
+                        links[name] = (link.filename, link.path)
+                    else:
+                        inside.append(name)
+                if inside:
+                    self.copied += 1
+                    links.update(self._write_piece(inside[0], lambda group: [
+                        current.copy(current["generations"][name], group, name=name) for name in inside]))
+                if records:
+                    links.update(self._write_piece(generation_name(records[0].index), lambda group: [
+                        _write_generation(group.create_group(generation_name(r.index)), r) for r in records]))
+
+                def build(tmp):
+                    with h5py.File(tmp, "w", track_order=True) as f:
+                        _set_attrs(f, header)
+                        current.copy(current["problem"], f, name="problem")
+                        generations = f.create_group("generations", track_order=True)
+                        for name in sorted(links):
+                            generations[name] = h5py.ExternalLink(*links[name])
+                        _write_state(f, state)
+
+                _fsync(pieces)
+                _atomic_write(self.path, build)
+        except RunFileError as err:
+            raise RunFileError(str(err).replace("; it was not changed", "; the run file still holds the last "
+                                                "checkpoint, intact: make room, then resume it")) from None
+        except (OSError, RuntimeError) as err:
+            raise RunFileError(f"{self.path}: cannot write the checkpoint ({_reason(err)}); the run file still "
+                               "holds the last checkpoint, intact: make room, then resume it") from None
+
+    def _write_piece(self, name, fill):
+        """Write the generation file ``name``.h5 (fill(its root group) adds the generations),
+        atomically; returns {generation name: link target} for the generations in it."""
+        folder = os.path.basename(pieces_of(self.path))
+        target = os.path.join(pieces_of(self.path), f"{name}.h5")
+        tmp = os.path.join(pieces_of(self.path), f".{name}.h5.tmp{os.getpid()}")
+        try:
+            with h5py.File(tmp, "w", track_order=True) as f:
+                fill(f)
+                names = list(f)
+            _fsync(tmp)
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return {generation: (f"{folder}/{name}.h5", f"/{generation}") for generation in names}
+
+    def close(self, finished=False):
+        """Remove the shadow (a later process would not trust it); with ``finished``,
+        make a split run file one file again (``consolidate``)."""
         self._trusted = False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.shadow)
+        if finished:
+            consolidate(self.path)
+
+
+def consolidate(path):
+    """Make the run file ``path`` self-contained: every generation its generation files
+    hold copied into it (one atomic replace), then ``RUN.h5.generations/`` removed.
+    A file that links to nothing is left as it is (a stale folder is removed)."""
+    with h5py.File(path, "r", locking=False) as current:
+        linked = [name for name in current["generations"]
+                  if isinstance(current["generations"].get(name, getlink=True), h5py.ExternalLink)]
+        if linked:
+            def build(tmp):
+                with h5py.File(tmp, "w", track_order=True) as f:
+                    _set_attrs(f, {k: _plain(v) for k, v in current.attrs.items()})
+                    for key in ("problem", "state"):
+                        current.copy(current[key], f, name=key)
+                    generations = f.create_group("generations", track_order=True)
+                    for name in current["generations"]:
+                        current.copy(current["generations"][name], generations, name=name)
+
+            _atomic_write(path, build)
+    shutil.rmtree(pieces_of(path), ignore_errors=True)
 
 
 # Filesystems local to a node: a reader there is on this node, and its lock is seen here.
@@ -278,8 +385,17 @@ def _write_state(f, state):
     group = f.require_group("state")
     _set_attrs(group, {key: value for key, value in state.items() if key != "generator"})
     generator = group.require_group("generator")
-    values = state["generator"]
+    values = dict(state["generator"])
     _set_attrs(generator, {k: v for k, v in values.items() if not isinstance(v, (bytes, np.ndarray))})
+    small = {k: v for k, v in values.items() if isinstance(v, np.ndarray) and v.nbytes < PACKED_BELOW
+             and v.dtype.kind in "biufc"}
+    if small:  # one dataset, not one each: creating thousands of datasets takes seconds
+        index, offset = [], 0
+        for key, value in small.items():
+            index.append([key, value.dtype.str, list(value.shape), offset])
+            offset += value.nbytes
+            del values[key]
+        values[PACKED] = b"".join(np.ascontiguousarray(v).tobytes() for v in small.values())
     for key in list(generator):
         if key not in values:
             del generator[key]
@@ -292,6 +408,8 @@ def _write_state(f, state):
                 generator[key].resize((len(data),))
                 generator[key][...] = data
             generator[key].attrs["bytes"] = True
+            if key == PACKED:
+                _set_attrs(generator[key], {"bytes": True, "index": json.dumps(index)})
         elif isinstance(value, np.ndarray):
             existing = generator.get(key)
             if existing is not None and existing.shape == value.shape and existing.dtype == value.dtype:
@@ -381,12 +499,12 @@ class RunFile:
     hpcopt run file of this layout version.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, locking=None):
         self.path = path
         if not os.path.exists(path):
             raise RunFileError(f"{path}: no such file")
         try:
-            self.file = h5py.File(path, "r")
+            self.file = h5py.File(path, "r", locking=locking)  # None: HDF5's default (its generation files too)
         except OSError as err:
             raise RunFileError(f"{path}: not an HDF5 file ({err})") from err
         try:
@@ -488,6 +606,11 @@ class RunFile:
         name = generation_name(index)
         group = self.file["generations"].get(name)
         where = f"{self.path}: damaged run file: generations/{name}"
+        link = self.file["generations"].get(name, getlink=True)
+        if group is None and isinstance(link, h5py.ExternalLink):
+            raise RunFileError(f"{self.path}: generations/{name} is in {link.filename} beside it, which is missing "
+                               f"or unreadable (until a run finishes, a run file written without file locking keeps "
+                               f"its generations there: keep the folder with the file)")
         if not isinstance(group, h5py.Group):
             raise RunFileError(f"{where} is missing")
         score = group.get("score")
@@ -519,7 +642,7 @@ class RunFile:
     def state(self, resume=False):
         """The saved state: {"generator": {...}, other keys: scalars}; with ``resume``, a
         RunFileError for a file whose generator state this hpcopt cannot continue."""
-        if resume and self.version != LAYOUT_VERSION:
+        if resume and self.version not in RESUMABLE:
             raise RunFileError(f"{self.path}: made by an earlier hpcopt (run file layout {self.version}): this one "
                                f"cannot continue its optimiser; status, report, best and export still read it")
         group = self.file["state"]
@@ -527,6 +650,12 @@ class RunFile:
         generator = {key: _plain(value) for key, value in group["generator"].attrs.items()}
         for key, dataset in group["generator"].items():
             value = dataset[()]
+            if key == PACKED and self.version >= 3:
+                buffer = value.tobytes()
+                for name, dtype, shape, offset in json.loads(_plain(dataset.attrs["index"])):
+                    size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+                    generator[name] = np.frombuffer(buffer[offset:offset + size], dtype=dtype).reshape(shape).copy()
+                continue
             generator[key] = value.tobytes() if dataset.attrs.get("bytes", False) else value
         state["generator"] = generator
         missing = [key for key in RESUME_STATE if key not in state] if resume else []

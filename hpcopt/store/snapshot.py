@@ -7,7 +7,11 @@ filesystems where locking misbehaves, a lock taken by a reader can make the
 reader (or a job started next to it) fail. ``read`` therefore copies the file
 with plain reads (one open, read to the end, close: a complete version, since a
 renamed-over file is never modified), reads that private copy through
-runfile.RunFile and deletes it. The job never sees the reader.
+runfile.RunFile and deletes it. The job never sees the reader. A run file in the
+split layout (written without file locking, runfile.Writer) links to generation
+files that are never modified once written: those are read where they are,
+without locks. Should the job finish (and remove them) in the instant between
+the copy and the read, the read starts again on the finished file.
 
 Nothing here imports h5py (runfile.py does); the journal is plain JSON lines.
 """
@@ -26,6 +30,7 @@ import numpy as np
 
 from ..config import Optimizer
 from ..errors import RunFileError
+from . import runfile
 from .runfile import RunFile
 
 STATUS_NAMES = ("ok", "failed", "timeout")
@@ -188,11 +193,25 @@ def read(path):
         raise RunFileError(f"{path}: no such file")
     journal = read_journal(path)  # before the snapshot: entries older than it are then dropped
     read_at = time.time()
+    pieces = runfile.pieces_of(path)
+    for attempt in range(3):
+        split = os.path.isdir(pieces)
+        try:
+            return _read(path, journal, read_at)
+        except RunFileError:
+            if not split or os.path.isdir(pieces) or attempt == 2:
+                raise  # not a split run file that finished (and lost its folder) while it was read
+
+
+def _read(path, journal, read_at):
     with tempfile.TemporaryDirectory(prefix="hpcopt-read-") as directory:
         copy = os.path.join(directory, os.path.basename(path))
         _copy(path, copy)
+        pieces = runfile.pieces_of(path)
+        if os.path.isdir(pieces):  # the split layout: its generation files are never modified, read them there
+            os.symlink(os.path.abspath(pieces), runfile.pieces_of(copy))
         try:
-            with RunFile(copy) as run:
+            with RunFile(copy, locking=False) as run:
                 attrs, config = run.attrs, run.config
                 attrs.pop("config")
                 attrs["parameter_names"], attrs["objective_names"] = run.names("parameter"), run.names("objective")
