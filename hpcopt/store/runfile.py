@@ -403,7 +403,7 @@ def _write_state(f, state):
         if isinstance(value, bytes):
             data = np.frombuffer(value, dtype=np.uint8)
             if key not in generator:
-                generator.create_dataset(key, data=data, maxshape=(None,), chunks=(min(max(len(data), 1), 65536),))
+                generator.create_dataset(key, data=data, maxshape=(None,), chunks=(min(max(len(data), 4096), 65536),))
             else:
                 generator[key].resize((len(data),))
                 generator[key][...] = data
@@ -455,9 +455,15 @@ def _atomic_write(path, build):
 
 
 def _reason(err):
-    """Why a write failed, in a few words: the OS's reason (No space left on device), else HDF5's message."""
-    return err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0] if str(err) else \
-        type(err).__name__
+    """Why a write failed, in a few words: the OS's reason (No space left on device), where HDF5
+    quotes it too ("... errno = 28, error message = 'No space left on device' ..."), else HDF5's
+    first line."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    quoted = re.search(r"error message = '([^']+)'", str(err))
+    if quoted:
+        return quoted.group(1)
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 # ---------------------------------------------------------------- reading
