@@ -244,6 +244,7 @@ def _prepare(args, comm):
 
     def parse():
         config = configuration.parse(raw, source=name, base_dir=base)
+        _require_targets(config, name)
         return config, Problem(config)
 
     parsed = _together(comm, parse)
@@ -569,24 +570,58 @@ def _evaluate(args):
     with stdout_redirected(2):  # NEURON's C code prints (CVODE errors) must not mix into the JSON
         outcome = evaluator(x)
         traces = _traces_out(args, evaluator, x, outcome) if args.plot or args.traces else None
+    scored = _scored(problem)  # features without a target are measured, not scored
     result = {
         "status": STATUS_NAMES[outcome.status],
         "error": outcome.error,
-        "score": float(problem.scores(outcome.objectives[None, :])[0]),
-        "objectives": dict(zip(problem.objectives, map(float, outcome.objectives))),
+        "score": float(outcome.objectives[scored] @ problem.weights[scored]) if scored.any() else None,
+        "objectives": {name: float(value) for name, value, ok in zip(problem.objectives, outcome.objectives, scored)
+                       if ok},
         "features": {name: (outcome.raw or {}).get(name) for name in problem.features},
     }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"status: {result['status']}{' (' + outcome.error + ')' if outcome.error else ''}; "
-              f"score {result['score']:.6g}")
+        score = "none (no feature has a target)" if result["score"] is None else f"{result['score']:.6g}"
+        print(f"status: {result['status']}{' (' + outcome.error + ')' if outcome.error else ''}; score {score}")
         for name, value in result["objectives"].items():
             print(f"  {name}: {value:.6g}")
+        for name in getattr(config.problem, "untargeted", ()):
+            print(f"  {name}: no target; value {_shown(result['features'][name])}")
         for what, path in (("traces", args.traces), ("plot", args.plot)):
             if path and traces is not None:
                 print(f"{what}: {path}")
     return 0 if outcome.status == OK else 1
+
+
+def _scored(problem):
+    """(m,) booleans: the objectives that are scored (a cell's features with a target)."""
+    import numpy as np
+
+    untargeted = set(getattr(problem.config.problem, "untargeted", ()))
+    return np.array([name not in untargeted for name in problem.objectives], dtype=bool)
+
+
+def _shown(values):
+    """A feature's eFEL values in a few characters: none, the value, or their mean."""
+    if not values:
+        return "none (eFEL found nothing)"
+    if len(values) == 1:
+        return f"{values[0]:.6g}"
+    return f"{sum(values) / len(values):.6g} (mean of {len(values)})"
+
+
+def _require_targets(config, name, checked=False):
+    """ConfigError naming the features listed without a target: ``run`` fits to targets,
+    ``evaluate`` and ``targets`` only measure such features. checked: the rest of the
+    config is known to be valid (``validate``)."""
+    missing = getattr(config.problem, "untargeted", ())
+    if not missing:
+        return
+    shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+    lead = "valid for 'hpcopt evaluate' and 'hpcopt targets', but " if checked else ""
+    raise ConfigError(name, f"{lead}'hpcopt run' needs a target (mean, std) for every feature; none for "
+                            f"{shown} (make them with 'hpcopt targets', docs/cells.md)")
 
 
 def _parameter_values(name, given, problem):
@@ -645,6 +680,7 @@ def _validate(args):
     problem = Problem(config)
     problem.prepare()
     problem.evaluator()  # imports the function or builds the cell, as every rank will
+    _require_targets(config, args.config, checked=True)
     o = config.optimizer
     if getattr(config.problem, "ignored", ""):
         print(f"{args.config}: ignored (kept by BluePyOpt for Arbor, not used with NEURON): {config.problem.ignored}")
