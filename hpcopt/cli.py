@@ -8,6 +8,8 @@
     hpcopt export RUN.h5 --json|--hoc|--python FILE   the best individual, standalone
     hpcopt validate CONFIG                 check a config without running anything
     hpcopt evaluate CONFIG --params P.json evaluate one parameter set (scores, features)
+    hpcopt targets CONFIG --params P.json|--recordings DIR -o FEATURES.json
+                                           feature targets from a parameter set or recordings
 
 Exit status: 0 done, 2 bad input (one line on stderr, nothing written),
 3 interrupted by a signal (the run file is complete: resume it).
@@ -124,6 +126,23 @@ def _parser():
                                                              "injected current, windows and features vs targets")
     evaluate.add_argument("--traces", metavar="FILE", help="cell problems: write the traces (.h5: HDF5, else CSV)")
     evaluate.set_defaults(handler=_evaluate)
+
+    targets = commands.add_parser("targets", help="feature targets (mean, std) of a cell config, from a parameter "
+                                                  "set or from recordings")
+    targets.add_argument("config")
+    source = targets.add_mutually_exclusive_group(required=True)
+    source.add_argument("--params", metavar="P.json", help="the model's own values at these parameters "
+                                                           "(a synthetic check)")
+    source.add_argument("--recordings", metavar="DIR", help="recordings: DIR/PROTOCOL/REPETITION.csv with columns t "
+                                                            "(ms), v (mV) (docs/cells.md)")
+    targets.add_argument("-o", "--output", required=True, metavar="FEATURES.json",
+                         help="features file to write, in the config's form")
+    targets.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    targets.add_argument("--std-relative", type=float, metavar="R",
+                         help="std at least R x |mean| (default 0.05; not for absolute potentials)")
+    targets.add_argument("--std-floor", type=float, metavar="F",
+                         help="std at least F, in each feature's units (default: per feature, docs/cells.md)")
+    targets.set_defaults(handler=_targets)
 
     validate = commands.add_parser("validate", help="check a config file")
     validate.add_argument("config")
@@ -673,6 +692,68 @@ def _traces_out(args, evaluator, x, outcome):
                           scores.get(f.name)) for f in model.features}
         drawing.figure(model, traces, shown).savefig(args.plot)
     return traces
+
+
+def _targets(args):
+    """Write a features file with a target for every feature of the config."""
+    import math
+
+    from .config import cell as cells
+    from .features import recordings
+    from .features import targets as making
+
+    config = configuration.load(args.config)
+    if not hasattr(config.problem, "model"):
+        raise ConfigError(args.config, "hpcopt targets needs a cell model (problem.cell or problem.bluepyopt)")
+    if args.std_relative is not None and not (math.isfinite(args.std_relative) and args.std_relative >= 0):
+        raise ConfigError("--std-relative", f"expected a number >= 0, found {args.std_relative}")
+    if args.std_floor is not None and not (math.isfinite(args.std_floor) and args.std_floor > 0):
+        raise ConfigError("--std-floor", f"expected a number > 0, found {args.std_floor}")
+    if os.path.isdir(args.output):
+        raise ConfigError(args.output, "names a directory, not a features file")
+    _check_directory(args.output)
+    if os.path.exists(args.output) and not args.overwrite:
+        raise ConfigError(args.output, "exists: pass --overwrite to replace it")
+    model = config.problem.model
+    if args.params:
+        values, where, counts = _values_at(args, config), f"{args.params}: at these parameters", None
+    else:
+        (values, counts), where = recordings.values(model, args.recordings), f"{args.recordings}: in every repetition"
+    missing = [f for f in model.features if not any(math.isfinite(v) for v in values[f.name])]
+    if missing:
+        shown = "; ".join(f"protocol {f.protocol!r}, feature {f.recording}.{f.efel_name}" for f in missing)
+        raise ConfigError(where, f"eFEL finds no value for {shown} (no spike?): change the protocol, the "
+                                 "feature" + (" or the parameters" if args.params else " or its settings"))
+    made = {}
+    for f in model.features:
+        found = [v for v in values[f.name] if math.isfinite(v)]
+        made[f.name] = making.target(f.efel_name, found, args.std_relative, args.std_floor)
+        of = f" (from {len(found)} of {counts[f.protocol]} repetitions)" if counts else ""
+        print(f"  {f.name}: mean {made[f.name][0]:.6g}, std {made[f.name][1]:.3g}{of}")
+    raw = configuration.read_json(args.config)
+    features = making.document(cells.raw_features(raw["problem"], os.path.dirname(os.path.abspath(args.config))),
+                               made)
+    making.write_atomically(args.output, making.text(features))
+    print(f"wrote {len(made)} targets to {args.output}")
+    return 0
+
+
+def _values_at(args, config):
+    """{feature name: [its value]} of the config's cell at the --params values (NaN
+    where eFEL found none); a ConfigError when the simulation fails there."""
+    from .neuron.session import stdout_redirected
+    from .problem.outcome import OK, STATUS_NAMES
+
+    given = configuration.read_json(args.params, what="parameters")
+    problem = Problem(config)
+    x = _parameter_values(args.params, given, problem)
+    problem.prepare()
+    with stdout_redirected(2):
+        outcome = problem.evaluator()(x)
+    if outcome.status != OK:
+        raise ConfigError(args.params, f"the simulation {STATUS_NAMES[outcome.status]} at these parameters: "
+                                       f"{outcome.error}")
+    return {name: [float(value)] for name, value in zip(problem.features, outcome.features)}
 
 
 def _validate(args):

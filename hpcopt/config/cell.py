@@ -470,6 +470,15 @@ def features_document(value, where, base_dir):
         os.path.relpath(path))
 
 
+def raw_features(problem, base_dir):
+    """The features object of an already valid ``problem`` table ('cell' or
+    'bluepyopt') as written, its order and forms kept (for ``hpcopt targets``)."""
+    if "cell" in problem:
+        return features_document(problem["cell"]["features"], fields.Where("problem.cell.features"), base_dir)[0]
+    return fields.read_json(path_of(problem["bluepyopt"]["features"], fields.Where("problem.bluepyopt"),
+                                    "features", base_dir), what="the features file")
+
+
 def _features(raw, where, protocols):
     """Features as in BluePyOpt's features.json; without a target yet, a feature is
     listed by name (a recording's list of names), as null, or as an object without
