@@ -74,8 +74,9 @@ def _read(path, needed):
         try:
             data[number - 2] = [float(row[columns[name]]) for name in wanted]
         except (ValueError, IndexError):
-            raise ConfigError(path, f"line {number}: expected numbers in columns "
-                                    f"{', '.join(wanted)}, found {','.join(row)[:60]!r}") from None
+            shown = ", ".join(SOMA if name == "soma" else name for name in wanted)
+            raise ConfigError(path, f"line {number}: expected numbers in columns {shown}, found "
+                                    f"{','.join(row)[:60]!r}") from None
     if len(data) < 2 or not np.isfinite(data).all() or (np.diff(data[:, 0]) < 0).any():
         raise ConfigError(path, "expected at least two rows of finite numbers, t (ms) non-decreasing")
     return {name: (data[:, 0], data[:, j]) for j, name in enumerate(wanted) if j}
