@@ -161,7 +161,7 @@ def test_targets_from_recordings_are_near_the_synthetic_ones(tmp_path):
 
 def test_a_short_fit_to_synthetic_targets_finds_their_parameters(tmp_path):
     """gnabar and gkbar of the soma, from targets made at values other than the
-    example's own; CMA-ES, 8 x 30 evaluations, 1 rank: within 3 %."""
+    example's own; CMA-ES, 8 x 18 evaluations, 1 rank: within 3 %."""
     config = json.load(open(cell_config(tmp_path)))
     truth = {"gnabar_hh.somatic": 0.15, "gkbar_hh.somatic": 0.03}
     frozen = json.load(open(TRUTH))
@@ -170,7 +170,7 @@ def test_a_short_fit_to_synthetic_targets_finds_their_parameters(tmp_path):
         if "bounds" in parameter and name not in truth:
             del parameter["bounds"]
             parameter["value"] = frozen[name]
-    config["optimizer"] = {"algorithm": "cmaes", "population": 8, "generations": 30, "seed": 3}
+    config["optimizer"] = {"algorithm": "cmaes", "population": 8, "generations": 18, "seed": 3}
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "truth.json").write_text(json.dumps(truth))
     hpcopt("targets", tmp_path / "config.json", "--params", tmp_path / "truth.json", "-o", tmp_path / "features.json",
