@@ -8,8 +8,8 @@ repetition: the mean of what eFEL returns for it, e.g. one AP_amplitude per spik
     mean = the mean over repetitions, 6 significant digits
     std  = max(spread over repetitions, relative * |mean|, floor), 3 significant digits
 
-where spread is the standard deviation over repetitions (numpy's, ddof 0: BluePyEfe's
-choice; 0 with one repetition or one parameter set), relative 5 % (``--std-relative``)
+where spread is the standard deviation over repetitions (the population
+standard deviation, ddof 0; 0 with one repetition or one parameter set), relative 5 % (``--std-relative``)
 and floor in the feature's own units from ``FLOORS`` (``--std-floor`` replaces every
 floor). Absolute membrane potentials (voltage_base, AHP_depth_abs, ...) take no
 relative part (a fraction of -70 mV says nothing about a fit's quality): their std is
