@@ -127,6 +127,16 @@ def _parser():
     evaluate.add_argument("--traces", metavar="FILE", help="cell problems: write the traces (.h5: HDF5, else CSV)")
     evaluate.set_defaults(handler=_evaluate)
 
+    _targets_parser(commands)
+
+    validate = commands.add_parser("validate", help="check a config file")
+    validate.add_argument("config")
+    validate.set_defaults(handler=_validate)
+    return parser
+
+
+def _targets_parser(commands):
+    """The arguments of ``hpcopt targets`` (apart, so that _parser stays short)."""
     targets = commands.add_parser("targets", help="feature targets (mean, std) of a cell config, from a parameter "
                                                   "set or from recordings")
     targets.add_argument("config")
@@ -143,11 +153,6 @@ def _parser():
     targets.add_argument("--std-floor", type=float, metavar="F",
                          help="std at least F, in each feature's units (default: per feature, docs/cells.md)")
     targets.set_defaults(handler=_targets)
-
-    validate = commands.add_parser("validate", help="check a config file")
-    validate.add_argument("config")
-    validate.set_defaults(handler=_validate)
-    return parser
 
 
 # ---------------------------------------------------------------- run / resume
