@@ -237,6 +237,8 @@ def test_targets_refuses_what_it_cannot_do(tmp_path):
         rest = arguments if "-o" in arguments else (*arguments, "-o", tmp_path / "x.json")
         done = hpcopt("targets", config, "--params", TRUTH, *rest, check=False)
         assert done.returncode == 2 and expected in done.stderr, (arguments, done.stderr)
+    done = hpcopt("targets", config, "--recordings", tmp_path / "nosuch", "-o", tmp_path / "x.json", check=False)
+    assert done.returncode == 2 and f"{tmp_path / 'nosuch'}: --recordings: no such folder" in done.stderr
     function = tmp_path / "f.json"
     function.write_text(json.dumps({"problem": {"function": "hpcopt.testfunctions:zdt1",
                                                 "parameters": {"x0": [0, 1], "x1": [0, 1]}, "objectives": ["f1", "f2"]},
