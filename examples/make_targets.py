@@ -16,12 +16,15 @@ at the truth with hpcopt's own code (``hpcopt.config.load``,
            digits;
     std  = max(relative * |mean|, floor), rounded to 3 significant digits,
 
-with ``(relative, floor)`` from ``STD_RULES`` below (by eFEL feature name, in
-the feature's units; ``DEFAULT_RULE`` for a name not listed). Absolute
-membrane potentials (voltage_base, AHP_depth_abs, ...) get a fixed std
-(relative 0), since a fraction of -70 mV says nothing about how well a fit
-matches; every other feature gets 5 % of its value with a floor that keeps
-near-zero values (a count of 0, an ISI_CV of 0.01) from dominating the score.
+with ``(relative, floor)`` by eFEL feature name, in the feature's units, from
+``hpcopt.features.targets.rule``: the rule of ``hpcopt targets`` (docs/cells.md),
+here without a spread since there is one parameter set. Absolute membrane
+potentials (voltage_base, AHP_depth_abs, ...) get a fixed std (relative 0),
+since a fraction of -70 mV says nothing about how well a fit matches; every
+other feature gets 5 % of its value with a floor that keeps near-zero values (a
+count of 0, an ISI_CV of 0.01) from dominating the score. ``hpcopt targets
+CONFIG --params TRUTH -o FEATURES.json`` writes the same targets to a file of
+their own; this script rewrites the config in place.
 
 Everything else in CONFIG (key order, other sections, a feature's other keys
 such as ``threshold`` or ``settings``, the ``[mean, std]`` or
@@ -36,7 +39,6 @@ spike), or when eFEL's trace check fails there (spikes outside the stimulus).
 
 import argparse
 import json
-import math
 import os
 import sys
 
@@ -45,66 +47,18 @@ import numpy as np
 from hpcopt import config as configuration
 from hpcopt.errors import HpcoptError
 from hpcopt.features import scoring as efeatures
+from hpcopt.features import targets
+from hpcopt.features.targets import significant
 from hpcopt.problem.outcome import OK, STATUS_NAMES
 from hpcopt.problem.space import Problem
-
-RELATIVE = 0.05
-
-# eFEL feature name -> (relative, floor): std = max(relative * |mean|, floor), in the feature's units.
-STD_RULES = {
-    # counts
-    "Spikecount": (RELATIVE, 0.5),
-    "Spikecount_stimint": (RELATIVE, 0.5),
-    # rates (Hz)
-    "mean_frequency": (RELATIVE, 0.5),
-    "inv_first_ISI": (RELATIVE, 0.5),
-    "inv_last_ISI": (RELATIVE, 0.5),
-    "inv_time_to_first_spike": (RELATIVE, 0.5),
-    # times (ms)
-    "time_to_first_spike": (RELATIVE, 0.5),
-    "time_to_second_spike": (RELATIVE, 0.5),
-    "time_to_last_spike": (RELATIVE, 0.5),
-    "AP_width": (RELATIVE, 0.05),
-    "spike_half_width": (RELATIVE, 0.05),
-    "AP_duration_half_width": (RELATIVE, 0.05),
-    "decay_time_constant_after_stim": (RELATIVE, 0.5),
-    "time_constant": (RELATIVE, 0.1),
-    # dimensionless
-    "ISI_CV": (RELATIVE, 0.02),
-    "adaptation_index2": (RELATIVE, 0.02),
-    # voltage differences (mV) and resistances (MOhm)
-    "AP_amplitude": (RELATIVE, 1.0),
-    "mean_AP_amplitude": (RELATIVE, 1.0),
-    "AP_amplitude_from_voltagebase": (RELATIVE, 1.0),
-    "AHP_depth": (RELATIVE, 0.5),
-    "voltage_deflection": (RELATIVE, 0.1),
-    "voltage_deflection_vb_ssse": (RELATIVE, 0.1),
-    "ohmic_input_resistance_vb_ssse": (RELATIVE, 1.0),
-    # absolute membrane potentials (mV): a fixed std
-    "voltage_base": (0.0, 1.0),
-    "steady_state_voltage_stimend": (0.0, 1.0),
-    "steady_state_voltage": (0.0, 1.0),
-    "AHP_depth_abs": (0.0, 1.0),
-    "minimum_voltage": (0.0, 1.0),
-    "AP_height": (0.0, 1.0),
-    "peak_voltage": (0.0, 1.0),
-}
-DEFAULT_RULE = (RELATIVE, 0.01)
 
 
 class TargetError(Exception):
     """The targets cannot be made (bad truth, failed simulation, missing feature)."""
 
 
-def significant(value, digits):
-    """``value`` rounded to ``digits`` significant digits (a plain float)."""
-    if value == 0 or not math.isfinite(value):
-        return float(value)
-    return float(f"{value:.{digits - 1}e}")
-
-
 def std_of(efel_name, mean):
-    relative, floor = STD_RULES.get(efel_name, DEFAULT_RULE)
+    relative, floor = targets.rule(efel_name)
     return significant(max(relative * abs(mean), floor), 3)
 
 

@@ -8,6 +8,8 @@
     hpcopt export RUN.h5 --json|--hoc|--python FILE   the best individual, standalone
     hpcopt validate CONFIG                 check a config without running anything
     hpcopt evaluate CONFIG --params P.json evaluate one parameter set (scores, features)
+    hpcopt targets CONFIG --params P.json|--recordings DIR -o FEATURES.json
+                                           feature targets from a parameter set or recordings
 
 Exit status: 0 done, 2 bad input (one line on stderr, nothing written),
 3 interrupted by a signal (the run file is complete: resume it).
@@ -125,10 +127,32 @@ def _parser():
     evaluate.add_argument("--traces", metavar="FILE", help="cell problems: write the traces (.h5: HDF5, else CSV)")
     evaluate.set_defaults(handler=_evaluate)
 
+    _targets_parser(commands)
+
     validate = commands.add_parser("validate", help="check a config file")
     validate.add_argument("config")
     validate.set_defaults(handler=_validate)
     return parser
+
+
+def _targets_parser(commands):
+    """The arguments of ``hpcopt targets`` (apart, so that _parser stays short)."""
+    targets = commands.add_parser("targets", help="feature targets (mean, std) of a cell config, from a parameter "
+                                                  "set or from recordings")
+    targets.add_argument("config")
+    source = targets.add_mutually_exclusive_group(required=True)
+    source.add_argument("--params", metavar="P.json", help="the model's own values at these parameters "
+                                                           "(a synthetic check)")
+    source.add_argument("--recordings", metavar="DIR", help="recordings: DIR/PROTOCOL/REPETITION.csv with columns t "
+                                                            "(ms), v (mV) (docs/cells.md)")
+    targets.add_argument("-o", "--output", required=True, metavar="FEATURES.json",
+                         help="features file to write, in the config's form")
+    targets.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    targets.add_argument("--std-relative", type=float, metavar="R",
+                         help="std at least R x |mean| (default 0.05; not for absolute potentials)")
+    targets.add_argument("--std-floor", type=float, metavar="F",
+                         help="std at least F, in each feature's units (default: per feature, docs/cells.md)")
+    targets.set_defaults(handler=_targets)
 
 
 # ---------------------------------------------------------------- run / resume
@@ -244,6 +268,7 @@ def _prepare(args, comm):
 
     def parse():
         config = configuration.parse(raw, source=name, base_dir=base)
+        _require_targets(config, name)
         return config, Problem(config)
 
     parsed = _together(comm, parse)
@@ -575,24 +600,58 @@ def _evaluate(args):
     with stdout_redirected(2):  # NEURON's C code prints (CVODE errors) must not mix into the JSON
         outcome = evaluator(x)
         traces = _traces_out(args, evaluator, x, outcome) if args.plot or args.traces else None
+    scored = _scored(problem)  # features without a target are measured, not scored
     result = {
         "status": STATUS_NAMES[outcome.status],
         "error": outcome.error,
-        "score": float(problem.scores(outcome.objectives[None, :])[0]),
-        "objectives": dict(zip(problem.objectives, map(float, outcome.objectives))),
+        "score": float(outcome.objectives[scored] @ problem.weights[scored]) if scored.any() else None,
+        "objectives": {name: float(value) for name, value, ok in zip(problem.objectives, outcome.objectives, scored)
+                       if ok},
         "features": {name: (outcome.raw or {}).get(name) for name in problem.features},
     }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"status: {result['status']}{' (' + outcome.error + ')' if outcome.error else ''}; "
-              f"score {result['score']:.6g}")
+        score = "none (no feature has a target)" if result["score"] is None else f"{result['score']:.6g}"
+        print(f"status: {result['status']}{' (' + outcome.error + ')' if outcome.error else ''}; score {score}")
         for name, value in result["objectives"].items():
             print(f"  {name}: {value:.6g}")
+        for name in getattr(config.problem, "untargeted", ()):
+            print(f"  {name}: no target; value {_shown(result['features'][name])}")
         for what, path in (("traces", args.traces), ("plot", args.plot)):
             if path and traces is not None:
                 print(f"{what}: {path}")
     return 0 if outcome.status == OK else 1
+
+
+def _scored(problem):
+    """(m,) booleans: the objectives that are scored (a cell's features with a target)."""
+    import numpy as np
+
+    untargeted = set(getattr(problem.config.problem, "untargeted", ()))
+    return np.array([name not in untargeted for name in problem.objectives], dtype=bool)
+
+
+def _shown(values):
+    """A feature's eFEL values in a few characters: none, the value, or their mean."""
+    if not values:
+        return "none (eFEL found nothing)"
+    if len(values) == 1:
+        return f"{values[0]:.6g}"
+    return f"{sum(values) / len(values):.6g} (mean of {len(values)})"
+
+
+def _require_targets(config, name, checked=False):
+    """ConfigError naming the features listed without a target: ``run`` fits to targets,
+    ``evaluate`` and ``targets`` only measure such features. checked: the rest of the
+    config is known to be valid (``validate``)."""
+    missing = getattr(config.problem, "untargeted", ())
+    if not missing:
+        return
+    shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+    lead = "valid for 'hpcopt evaluate' and 'hpcopt targets', but " if checked else ""
+    raise ConfigError(name, f"{lead}'hpcopt run' needs a target (mean, std) for every feature; none for "
+                            f"{shown} (make them with 'hpcopt targets', docs/cells.md)")
 
 
 def _parameter_values(name, given, problem):
@@ -646,11 +705,74 @@ def _traces_out(args, evaluator, x, outcome):
     return traces
 
 
+def _targets(args):
+    """Write a features file with a target for every feature of the config."""
+    import math
+
+    from .config import cell as cells
+    from .features import recordings
+    from .features import targets as making
+
+    config = configuration.load(args.config)
+    if not hasattr(config.problem, "model"):
+        raise ConfigError(args.config, "hpcopt targets needs a cell model (problem.cell or problem.bluepyopt)")
+    if args.std_relative is not None and not (math.isfinite(args.std_relative) and args.std_relative >= 0):
+        raise ConfigError("--std-relative", f"expected a number >= 0, found {args.std_relative}")
+    if args.std_floor is not None and not (math.isfinite(args.std_floor) and args.std_floor > 0):
+        raise ConfigError("--std-floor", f"expected a number > 0, found {args.std_floor}")
+    if os.path.isdir(args.output):
+        raise ConfigError(args.output, "names a directory, not a features file")
+    _check_directory(args.output)
+    if os.path.exists(args.output) and not args.overwrite:
+        raise ConfigError(args.output, "exists: pass --overwrite to replace it")
+    model = config.problem.model
+    if args.params:
+        values, where, counts = _values_at(args, config), f"{args.params}: at these parameters", None
+    else:
+        (values, counts), where = recordings.values(model, args.recordings), f"{args.recordings}: in every repetition"
+    missing = [f for f in model.features if not any(math.isfinite(v) for v in values[f.name])]
+    if missing:
+        shown = "; ".join(f"protocol {f.protocol!r}, feature {f.recording}.{f.efel_name}" for f in missing)
+        raise ConfigError(where, f"eFEL finds no value for {shown} (no spike?): change the protocol, the "
+                                 "feature" + (" or the parameters" if args.params else " or its settings"))
+    made = {}
+    for f in model.features:
+        found = [v for v in values[f.name] if math.isfinite(v)]
+        made[f.name] = making.target(f.efel_name, found, args.std_relative, args.std_floor)
+        of = f" (from {len(found)} of {counts[f.protocol]} repetitions)" if counts else ""
+        print(f"  {f.name}: mean {made[f.name][0]:.6g}, std {made[f.name][1]:.3g}{of}")
+    raw = configuration.read_json(args.config)
+    features = making.document(cells.raw_features(raw["problem"], os.path.dirname(os.path.abspath(args.config))),
+                               made)
+    making.write_atomically(args.output, making.text(features))
+    print(f"wrote {len(made)} targets to {args.output}")
+    return 0
+
+
+def _values_at(args, config):
+    """{feature name: [its value]} of the config's cell at the --params values (NaN
+    where eFEL found none); a ConfigError when the simulation fails there."""
+    from .neuron.session import stdout_redirected
+    from .problem.outcome import OK, STATUS_NAMES
+
+    given = configuration.read_json(args.params, what="parameters")
+    problem = Problem(config)
+    x = _parameter_values(args.params, given, problem)
+    problem.prepare()
+    with stdout_redirected(2):
+        outcome = problem.evaluator()(x)
+    if outcome.status != OK:
+        raise ConfigError(args.params, f"the simulation {STATUS_NAMES[outcome.status]} at these parameters: "
+                                       f"{outcome.error}")
+    return {name: [float(value)] for name, value in zip(problem.features, outcome.features)}
+
+
 def _validate(args):
     config = configuration.load(args.config)
     problem = Problem(config)
     problem.prepare()
     problem.evaluator()  # imports the function or builds the cell, as every rank will
+    _require_targets(config, args.config, checked=True)
     o = config.optimizer
     if getattr(config.problem, "ignored", ""):
         print(f"{args.config}: ignored (kept by BluePyOpt for Arbor, not used with NEURON): {config.problem.ignored}")

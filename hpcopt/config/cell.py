@@ -82,7 +82,11 @@ class Protocol:
 
 @dataclass(frozen=True)
 class Feature:
-    """One objective: eFEL feature ``efel_name`` of a recording in a protocol."""
+    """One objective: eFEL feature ``efel_name`` of a recording in a protocol.
+
+    mean and std are NaN for a feature listed without a target yet: ``evaluate``
+    and ``targets`` measure it, ``run`` refuses it.
+    """
 
     protocol: str
     recording: str
@@ -97,6 +101,10 @@ class Feature:
     @property
     def name(self):
         return f"{self.protocol}.{self.recording}.{self.efel_name}"
+
+    @property
+    def has_target(self):
+        return not math.isnan(self.mean)
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,11 @@ class CellModel:
     @property
     def free(self):
         return tuple(p for p in self.parameters if math.isnan(p.value))
+
+    @property
+    def untargeted(self):
+        """Names of the features listed without a target (mean, std) yet."""
+        return tuple(f.name for f in self.features if not f.has_target)
 
     def config_parameters(self):
         """The parameters as config.Parameters (free ones with bounds)."""
@@ -163,7 +176,8 @@ def parse(raw, where, base_dir, wheres=None):
             raise where.error("mod_dir", f"no .mod file in {mod_dir}")
     parameters = _parameters(table["parameters"], part("parameters"))
     protocols = _protocols(table["protocols"], part("protocols"), base_dir)
-    features = _features(table["features"], part("features"), protocols)
+    raw_features, features_where = features_document(table["features"], part("features"), base_dir)
+    features = _features(raw_features, features_where, protocols)
     simulation = _simulation(table.get("simulation", {}), where / "simulation")
     penalty = fields.number(table, where, "penalty", above=0) if "penalty" in table else 250.0
     trace_check = table.get("trace_check", False)
@@ -204,8 +218,8 @@ def resolved(model):
     if model.mod_dir:
         out["mod_dir"] = model.mod_dir
     for f in model.features:
-        entry = {"mean": f.mean, "std": f.std, "stim_start": f.stim_start, "stim_end": f.stim_end,
-                 "threshold": f.threshold}
+        entry = {"mean": f.mean, "std": f.std} if f.has_target else {}
+        entry.update({"stim_start": f.stim_start, "stim_end": f.stim_end, "threshold": f.threshold})
         if f.settings:
             entry["settings"] = dict(f.settings)
         out["features"].setdefault(f.protocol, {}).setdefault(f.recording, {})[f.efel_name] = entry
@@ -443,12 +457,35 @@ def _protocols(raw, where, base_dir):
 
 
 _FEATURE_KEYS = ("mean", "std", "stim_start", "stim_end", "threshold", "settings")
+_FEATURES_FORM = "{protocol: {recording: {eFEL feature: [mean, std]}}}"
+
+
+def features_document(value, where, base_dir):
+    """(the features object, the Where of its fields) of ``features``: the object
+    itself, or the JSON file it names (a path relative to the config's folder)."""
+    if not isinstance(value, str):
+        return value, where
+    path = path_of(value, where, None, base_dir)
+    return fields.read_json(path, what=f"the features file named by {where.source}"), fields.Where(
+        os.path.relpath(path))
+
+
+def raw_features(problem, base_dir):
+    """The features object of an already valid ``problem`` table ('cell' or
+    'bluepyopt') as written, its order and forms kept (for ``hpcopt targets``)."""
+    if "cell" in problem:
+        return features_document(problem["cell"]["features"], fields.Where("problem.cell.features"), base_dir)[0]
+    return fields.read_json(path_of(problem["bluepyopt"]["features"], fields.Where("problem.bluepyopt"),
+                                    "features", base_dir), what="the features file")
 
 
 def _features(raw, where, protocols):
+    """Features as in BluePyOpt's features.json; without a target yet, a feature is
+    listed by name (a recording's list of names), as null, or as an object without
+    mean and std."""
     by_name = {p.name: p for p in protocols}
     if not isinstance(raw, dict) or not raw:
-        raise where.error(None, "expected {protocol: {recording: {eFEL feature: [mean, std]}}}")
+        raise where.error(None, f"expected {_FEATURES_FORM}")
     known = efel_feature_names()
     out = []
     for protocol_name, recordings in raw.items():
@@ -462,36 +499,48 @@ def _features(raw, where, protocols):
             w = where / protocol_name / recording
             if recording not in names:
                 raise w.error(None, f"no such recording in protocol {protocol_name!r}; recordings: {', '.join(names)}")
+            if isinstance(features, list) and features and all(isinstance(n, str) for n in features):
+                features = dict.fromkeys(features)  # names only: no targets yet
             if not isinstance(features, dict) or not features:
-                raise w.error(None, "expected {eFEL feature: [mean, std]}")
+                raise w.error(None, "expected {eFEL feature: [mean, std]} (or a list of eFEL feature names, "
+                                    "without targets yet)")
             for efel_name, spec in features.items():
-                fw = w / efel_name
                 if known is not None and efel_name not in known:
-                    raise fw.error(None, "unknown eFEL feature (see efel.get_feature_names())")
-                if isinstance(spec, list):
-                    if len(spec) != 2:
-                        raise fw.error(None, f"expected [mean, std], found {fields.show(spec)}")
-                    spec = {"mean": spec[0], "std": spec[1]}
-                t = fields.table(spec, fw, required=("mean", "std"), optional=_FEATURE_KEYS)
-                mean = fields.number(t, fw, "mean")
-                std = fields.number(t, fw, "std")
-                if std <= 0:
-                    raise fw.error("std", f"must be > 0, found {fields.show(std)}")
-                default = SOMA_THRESHOLD if recording == "soma" else DENDRITE_THRESHOLD
-                threshold = fields.number(t, fw, "threshold") if "threshold" in t else default
-                start = fields.number(t, fw, "stim_start", minimum=0) if "stim_start" in t else protocol.stim_start
-                end = fields.number(t, fw, "stim_end", above=0) if "stim_end" in t else protocol.stim_end
-                if end <= start:
-                    raise fw.error("stim_end", f"feature window [{start:g}, {end:g}] is empty (stim_end <= stim_start)")
-                settings = t.get("settings", {})
-                if not isinstance(settings, dict):
-                    raise fw.error("settings", "expected {eFEL setting: value}")
-                for key, value in settings.items():
-                    if not isinstance(value, (int, float, str)):
-                        raise fw.error(f"settings.{key}", f"expected a number or a string, found {fields.show(value)}")
-                out.append(Feature(protocol_name, recording, efel_name, mean, std, start, end, threshold,
-                                   tuple(sorted(settings.items()))))
+                    raise (w / efel_name).error(None, "unknown eFEL feature (see efel.get_feature_names())")
+                out.append(_feature(protocol, recording, efel_name, spec, w / efel_name))
     return tuple(out)
+
+
+def _feature(protocol, recording, efel_name, spec, where):
+    if spec is None:
+        spec = {}
+    if isinstance(spec, list):
+        if len(spec) != 2:
+            raise where.error(None, f"expected [mean, std], found {fields.show(spec)}")
+        spec = {"mean": spec[0], "std": spec[1]}
+    t = fields.table(spec, where, optional=_FEATURE_KEYS)
+    if ("mean" in t) != ("std" in t):
+        raise where.error(None, "give both 'mean' and 'std', or neither (a feature without a target yet)")
+    mean = std = math.nan
+    if "mean" in t:
+        mean = fields.number(t, where, "mean")
+        std = fields.number(t, where, "std")
+        if std <= 0:
+            raise where.error("std", f"must be > 0, found {fields.show(std)}")
+    default = SOMA_THRESHOLD if recording == "soma" else DENDRITE_THRESHOLD
+    threshold = fields.number(t, where, "threshold") if "threshold" in t else default
+    start = fields.number(t, where, "stim_start", minimum=0) if "stim_start" in t else protocol.stim_start
+    end = fields.number(t, where, "stim_end", above=0) if "stim_end" in t else protocol.stim_end
+    if end <= start:
+        raise where.error("stim_end", f"feature window [{start:g}, {end:g}] is empty (stim_end <= stim_start)")
+    settings = t.get("settings", {})
+    if not isinstance(settings, dict):
+        raise where.error("settings", "expected {eFEL setting: value}")
+    for key, value in settings.items():
+        if not isinstance(value, (int, float, str)):
+            raise where.error(f"settings.{key}", f"expected a number or a string, found {fields.show(value)}")
+    return Feature(protocol.name, recording, efel_name, mean, std, start, end, threshold,
+                   tuple(sorted(settings.items())))
 
 
 def efel_feature_names():
@@ -543,6 +592,10 @@ class CellProblem:
     @property
     def penalty(self):
         return self.model.penalty
+
+    @property
+    def untargeted(self):
+        return self.model.untargeted
 
     def resolved(self):
         return {"cell": resolved(self.model)}

@@ -48,7 +48,8 @@ class Scorer:
     def __call__(self, traces):
         """traces: {(protocol, recording): (t, v)}.
 
-        Returns (scores (m,), means (m,) with NaN where missing, raw {name: list or None}).
+        Returns (scores (m,), means (m,) with NaN where missing, raw {name: list or None});
+        the score of a feature without a target is NaN.
         """
         efel = self.efel
         m = len(self.features)
@@ -72,7 +73,9 @@ class Scorer:
                 raw[f.name] = None if found is None else [float(x) for x in np.ravel(found)]
                 if found is not None and len(found):
                     means[i] = float(np.mean(found))
-                if checked:
+                if not f.has_target:  # listed to be measured (hpcopt evaluate, targets): no score
+                    scores[i] = math.nan
+                elif checked:
                     scores[i] = distance(found, f.mean, f.std, self.penalty)
         return scores, means, raw
 

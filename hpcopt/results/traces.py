@@ -66,6 +66,9 @@ def _recording_panel(ax, protocol, recording, trace, model, values):
         for f in features:
             value, score = values.get(f.name, (None, None))
             shown = "none" if value is None else f"{value:.4g}"
+            if not f.has_target:  # measured only: hpcopt targets makes its target
+                lines.append(f"{f.efel_name:<28.28} {shown:>8} {'no target':>21}")
+                continue
             lines.append(f"{f.efel_name:<28.28} {shown:>8} {f.mean:>10.4g} ± {f.std:<8.3g} {score:>6.3g}")
         ax.text(1.01, 1.0, "\n".join(lines), transform=ax.transAxes, va="top", ha="left", fontsize=6.5,
                 family="monospace")
