@@ -107,6 +107,7 @@ def _parser():
                         help="the individual the objectives, features and traces show: best (lowest score, the "
                              "default), best-of:NAME (lowest value of an objective, or of a protocol's sum), or "
                              "an id (the report's table of best individuals lists them)")
+    report.add_argument("--dpi", type=int, default=100, help="resolution of the figures (default 100)")
     report.set_defaults(handler=_report)
 
     export = commands.add_parser("export", help="the best (or K-th best) individual as JSON, hoc or Python")
@@ -674,7 +675,10 @@ def _status(args):
 def _report(args):
     from .results import report
 
-    index = report.write(args.runfile, args.output, traces=not args.no_traces, individual=args.individual)
+    if not 10 <= args.dpi <= 600:
+        raise ConfigError("--dpi", f"expected 10 to 600, found {args.dpi}")
+    index = report.write(args.runfile, args.output, traces=not args.no_traces, dpi=args.dpi,
+                         individual=args.individual)
     print(index)
     return 0
 
