@@ -203,8 +203,9 @@ def test_individual_choices(cell_run, tmp_path):
     page = (tmp_path / "id" / "index.html").read_text()
     assert "Objectives of individual 11" in page and "generation 1, individual 3, id 11" in page
     for bad, message in [("worst", "is not one of: best, best-of:OBJECTIVE"), ("best-of:nothing", "protocols: "),
-                         ("40", "an individual's id (0 to 39"), ("-1", "is not one of")]:
-        done = hpcopt("report", run, "-o", tmp_path / "bad", "--individual", bad, check=False)
+                         ("40", "an individual's id (0 to 39"), ("-1", "is not one of"), ("--dpi=5", "--dpi")]:
+        option = [bad] if bad.startswith("--") else ["--individual", bad]
+        done = hpcopt("report", run, "-o", tmp_path / "bad", *option, check=False)
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
         assert not (tmp_path / "bad").exists()
 
@@ -252,6 +253,19 @@ def test_features_of_a_run_whose_targets_are_gone_say_so(l5pc_run, tmp_path):
     assert features is None and "cannot be read here" in why
     figure, caption, page = report.features_section(broken, snap.table(), 0, "x", str(tmp_path))
     assert figure is None and caption.startswith("The targets cannot be known") and "features.csv" in page
+
+
+def test_a_bluepyopt_evaluators_report_says_its_targets_are_not_known(tmp_path):
+    pytest.importorskip("bluepyopt")
+    spec = {"factory": "bpo_evaluators:create", "path": [HERE]}
+    config = write_config(tmp_path, problem={"bluepyopt_evaluator": spec},
+                          optimizer={"algorithm": "ibea", "population": 6, "generations": 2, "seed": 4})
+    hpcopt("run", config, "-o", tmp_path / "run.h5")
+    hpcopt("report", tmp_path / "run.h5", "-o", tmp_path / "report")
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert not (tmp_path / "report" / "features.png").exists()
+    assert "Features of the best individual (lowest score) against their targets" in page
+    assert "The targets cannot be known: a BluePyOpt evaluator" in page
 
 
 def test_figures_carry_what_they_show(cell_run, l5pc_run, resumed_run):

@@ -112,6 +112,11 @@ def _fit_sections(run, table, groups, chosen, add, directory):
     if run.is_cell:
         figure, caption, extra = features_section(run, table, i, who, directory)
         add("features.png", f"Features of {who} against their targets", caption, figure, extra)
+    elif "bluepyopt_evaluator" in run.config["problem"]:
+        add("features.png", f"Features of {who} against their targets",
+            "The targets cannot be known: a BluePyOpt evaluator (problem.bluepyopt_evaluator) scores its own "
+            "features, and the run file stores only its objectives (drawn above), not feature values or targets.",
+            None)
     if run.algorithm == "ibea":
         figure, caption = pareto(run, table, groups)
         add("pareto.png", "Pareto front", caption, figure)
