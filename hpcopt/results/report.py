@@ -5,8 +5,8 @@ The only module that imports matplotlib (headless: the Agg backend; figures are
 individual is re-simulated here with the problem's own evaluator, as a rank of
 the run built it, so its traces are the ones that were scored.
 
-The directory gets index.html and the PNGs it links, nothing else: it can be
-copied or mailed as it is (relative links, no external resource).
+The directory gets index.html and the files it links (PNGs, features.csv), nothing
+else: it can be copied or mailed as it is (relative links, no external resource).
 """
 
 import csv
@@ -112,7 +112,11 @@ def _fit_sections(run, table, groups, chosen, add, directory):
     if run.is_cell:
         figure, caption, extra = features_section(run, table, i, who, directory)
         add("features.png", f"Features of {who} against their targets", caption, figure, extra)
-    elif "bluepyopt_evaluator" in run.config["problem"]:
+    else:  # no features: none of an earlier report (of another run) stays beside the page
+        for name in (FEATURES_CSV, "features.png"):
+            if os.path.exists(os.path.join(directory, name)):
+                os.unlink(os.path.join(directory, name))
+    if "bluepyopt_evaluator" in run.config["problem"]:
         add("features.png", f"Features of {who} against their targets",
             "The targets cannot be known: a BluePyOpt evaluator (problem.bluepyopt_evaluator) scores its own "
             "features, and the run file stores only its objectives (drawn above), not feature values or targets.",
@@ -495,7 +499,7 @@ def pairs(run, table, chosen, most=8):
             if b >= a:
                 _pair_diagonal(ax, names[a], table.X[chosen, a]) if a == b else ax.set_axis_off()
                 continue
-            points = ax.scatter(table.X[best, b], table.X[best, a], c=scores, s=9, cmap="viridis_r", lw=0)
+            points = ax.scatter(table.X[best, b], table.X[best, a], c=scores, s=9, cmap="viridis", lw=0)
             ax.scatter(table.X[chosen, b], table.X[chosen, a], marker="*", s=60, color=COLOURS[1], edgecolor="k",
                        lw=0.5, zorder=3)
             _parameter_axis(ax, run, b, scales[names[b]], "x", table.X[best, b])
