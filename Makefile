@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NP     ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run example-l5pc example-stp example-stdp test test-unit test-N test-slurm test-mpi-matrix bench bench-quick lint clean
+.PHONY: install browser run example-l5pc example-stp example-stdp test test-unit test-N test-slurm test-mpi-matrix bench bench-quick lint clean
 
 install: $(STAMP)
 
@@ -50,11 +50,20 @@ example-stdp: install
 	$(BIN)/mpiexec -n $(NP) $(BIN)/hpcopt resume run/stdp.h5 --generations 800 -q
 	$(BIN)/python examples/stdp/compare.py run/stdp.h5
 
-# Everything: unit tests, then MPI tests at 1, 2 and 3 ranks
-test: install
+# Everything: unit tests, then MPI tests at 1, 2 and 3 ranks. The report's page is opened in
+# headless Chromium (tests/test_report.py): Debian's chromium and chromium-driver are installed
+# with apt-get when missing (as root; elsewhere that one test skips, saying why)
+BROWSER_PACKAGES := chromium chromium-driver
+
+test: install browser
 	$(BIN)/python -m pytest -q tests
 
-test-unit: install
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 $(BROWSER_PACKAGES) || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 $(BROWSER_PACKAGES); }
+
+test-unit: install browser
 	$(BIN)/python -m pytest -q -m "not mpi" tests
 
 # The MPI tests at one size: make test-N NP=5

@@ -4,7 +4,7 @@
     hpcopt resume RUN.h5 [--generations N] continue a run, also past its original end
     hpcopt best RUN.h5 [--json]            the best individual so far
     hpcopt status RUN.h5                   progress (safe while a job writes the file)
-    hpcopt report RUN.h5 -o DIR            figures and DIR/index.html
+    hpcopt report RUN.h5 -o DIR            figures and DIR/index.html (--individual best|best-of:NAME|ID)
     hpcopt export RUN.h5 --json|--hoc|--python FILE   the best individual, standalone
     hpcopt validate CONFIG                 check a config without running anything
     hpcopt evaluate CONFIG --params P.json evaluate one parameter set (scores, features)
@@ -104,7 +104,12 @@ def _parser():
     report = commands.add_parser("report", help="figures and an HTML page of a run (also of one in progress)")
     report.add_argument("runfile")
     report.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for index.html and figures")
-    report.add_argument("--no-traces", action="store_true", help="do not re-simulate the best cell model")
+    report.add_argument("--no-traces", action="store_true", help="do not re-simulate the chosen cell model")
+    report.add_argument("--individual", default="best", metavar="best|best-of:OBJECTIVE|ID",
+                        help="the individual the objectives, features and traces show: best (lowest score, the "
+                             "default), best-of:NAME (lowest value of an objective, or of a protocol's sum), or "
+                             "an id (the report's table of best individuals lists them)")
+    report.add_argument("--dpi", type=int, default=100, help="resolution of the figures (default 100)")
     report.set_defaults(handler=_report)
 
     export = commands.add_parser("export", help="the best (or K-th best) individual as JSON, hoc or Python")
@@ -798,7 +803,10 @@ def _status(args):
 def _report(args):
     from .results import report
 
-    index = report.write(args.runfile, args.output, traces=not args.no_traces)
+    if not 10 <= args.dpi <= 600:
+        raise ConfigError("--dpi", f"expected 10 to 600, found {args.dpi}")
+    index = report.write(args.runfile, args.output, traces=not args.no_traces, dpi=args.dpi,
+                         individual=args.individual)
     print(index)
     return 0
 

@@ -248,6 +248,6 @@ def test_names_with_dollars_are_drawn_as_written(tmp_path):
     done = hpcopt("report", tmp_path / "run.h5", "-o", tmp_path / "report")
     assert "Traceback" not in done.stderr
     figures = sorted(n for n in os.listdir(tmp_path / "report") if n.endswith(".png"))
-    assert figures == ["convergence.png", "eval_times.png", "objectives.png", "parameters.png", "pareto.png",
-                       "spread.png", "timeline.png"], figures
+    assert figures == ["convergence.png", "eval_times.png", "objectives.png", "pairs.png", "parameters.png",
+                       "pareto.png", "spread.png", "timeline.png"], figures
     assert "$\\notacommand$" in (tmp_path / "report" / "index.html").read_text()

@@ -2,6 +2,8 @@
 `hpcopt report` (figures that are not blank, a self-contained index.html), and
 `hpcopt export` (a standalone NEURON model that scores exactly what the run stored)."""
 
+import csv
+import dataclasses
 import json
 import os
 import re
@@ -17,12 +19,14 @@ from conftest import HERE, hpcopt, mpiexec, write_config
 
 from hpcopt import config as configuration
 from hpcopt.features import scoring as features
-from hpcopt.results import status
+from hpcopt.results import fit, report, status
 from hpcopt.store import snapshot as runsnapshot
 
 ROOT = os.path.dirname(HERE)
 L5PC = os.path.join(HERE, "data", "l5pc_like")
-CELL_FIGURES = ["convergence", "objectives", "parameters", "spread", "traces", "eval_times", "timeline"]
+CELL_FIGURES = ["convergence", "objectives", "features", "parameters", "pairs", "spread", "traces", "eval_times",
+                "timeline"]
+FUNCTION_FIGURES = [f for f in CELL_FIGURES if f not in ("features", "traces")]
 
 
 # every kind of stimulus hpcopt has, in one protocol, and features that see them
@@ -146,8 +150,200 @@ def test_report_of_an_ibea_cell_run_has_its_pareto_front(l5pc_run, tmp_path):
 def test_report_of_a_function_problem_has_everything_but_traces(function_run, tmp_path):
     _, run = function_run
     hpcopt("report", run, "-o", tmp_path / "report")
-    page = assert_report(tmp_path / "report", [f for f in CELL_FIGURES if f != "traces"] + ["pareto"])
+    page = assert_report(tmp_path / "report", FUNCTION_FIGURES + ["pareto"])
     assert "models:sleepy" in page
+
+
+# ---------------------------------------------------------------- is this fit good?
+
+
+@pytest.fixture(scope="module")
+def resumed_run(tmp_path_factory):
+    """CMA-ES on a function whose x0 bounds span three decades, 3 generations of 6, then
+    resumed (after a pause longer than fit.RESUME_GAP) to 6."""
+    directory = tmp_path_factory.mktemp("resumed")
+    problem = {"function": "models:sleepy", "path": [HERE], "objectives": ["f1", "f2"],
+               "parameters": {"x0": [0.001, 1], "x1": [0, 1], "slow": 0.0, "slow_x0": -1, "fast": 0.0}}
+    config = write_config(directory, problem=problem,
+                          optimizer={"algorithm": "cmaes", "population": 6, "generations": 3, "seed": 4})
+    hpcopt("run", config, "-o", directory / "run.h5")
+    time.sleep(fit.RESUME_GAP + 0.5)
+    hpcopt("resume", directory / "run.h5", "--generations", 6)
+    return config, directory / "run.h5"
+
+
+def labels(figure):
+    """Every axis label, title, tick label and legend text of a matplotlib Figure."""
+    texts = []
+    for ax in figure.axes:
+        texts += [ax.get_xlabel(), ax.get_ylabel(), ax.get_title(), ax.get_title(loc="left")]
+        texts += [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels() + ax.texts]
+        if ax.get_legend():
+            texts += [t.get_text() for t in ax.get_legend().get_texts()]
+    return texts
+
+
+def test_individual_choices(cell_run, tmp_path):
+    """--individual best | best-of:OBJECTIVE | best-of:PROTOCOL | ID picks the individual
+    the per-individual parts show; anything else is one line naming the choices, exit 2,
+    nothing written."""
+    _, run = cell_run
+    snap = runsnapshot.read(str(run))
+    table = snap.table()
+    assert fit.choose(snap, table, "best")[0] == table.order()[0]
+    column = snap.objective_names.index("hyperpol.soma.voltage_base")
+    i, who = fit.choose(snap, table, "best-of:hyperpol.soma.voltage_base")
+    assert table.F[i, column] == table.F[:, column].min() and "hyperpol.soma.voltage_base" in who
+    step = [k for k, n in enumerate(snap.objective_names) if n.startswith("step_low.")]
+    i, _ = fit.choose(snap, table, "best-of:step_low")
+    assert table.F[i, step].sum() == table.F[:, step].sum(axis=1).min()
+    i, _ = fit.choose(snap, table, "11")  # generation 1, individual 3 (8 per generation)
+    assert (table.generation[i], table.row[i]) == (1, 3)
+    hpcopt("report", run, "-o", tmp_path / "id", "--no-traces", "--individual", "11")
+    page = (tmp_path / "id" / "index.html").read_text()
+    assert "Objectives of individual 11" in page and "generation 1, individual 3, id 11" in page
+    for bad, message in [("worst", "is not one of: best, best-of:OBJECTIVE"), ("best-of:nothing", "protocols: "),
+                         ("40", "an individual's id (0 to 39"), ("-1", "is not one of"), ("--dpi=5", "--dpi")]:
+        option = [bad] if bad.startswith("--") else ["--individual", bad]
+        done = hpcopt("report", run, "-o", tmp_path / "bad", *option, check=False)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+        assert not (tmp_path / "bad").exists()
+
+
+def test_features_against_targets_are_the_run_files(cell_run, tmp_path):
+    """The features table (HTML and CSV) of the chosen individual: the values the run file
+    stores for it, the targets of the stored config, the stored scores."""
+    _, run = cell_run
+    hpcopt("report", run, "-o", tmp_path / "report", "--no-traces", "--individual", "best-of:step_low")
+    snap = runsnapshot.read(str(run))
+    i, _ = fit.choose(snap, snap.table(), "best-of:step_low")
+    generation, row = int(snap.table().generation[i]), int(snap.table().row[i])
+    with h5py.File(run, "r") as f:
+        names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["feature_names"]]
+        group = f["generations"][f"{generation:06d}"]
+        values, objectives = group["features"][row], group["objectives"][row]
+        targets = json.loads(f.attrs["config"])["problem"]["cell"]["features"]
+    with open(tmp_path / "report" / "features.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["feature"] for r in rows] == names and len(names) == 15
+    page = (tmp_path / "report" / "index.html").read_text()
+    for r, value, objective in zip(rows, values, objectives):
+        protocol, recording, feature = r["feature"].split(".")
+        target = targets[protocol][recording][feature]
+        assert r["protocol"] == protocol
+        assert np.array_equal(float(r["value"]), value, equal_nan=True)
+        assert float(r["target_mean"]) == target["mean"] and float(r["target_std"]) == target["std"]
+        assert np.array_equal(float(r["deviation_std"]), (value - target["mean"]) / target["std"], equal_nan=True)
+        assert float(r["score"]) == objective
+        assert f"<td>{r['feature']}</td><td class='n'>{'' if np.isnan(value) else f'{value:.6g}'}</td>" in page
+    assert "<a href='features.csv'>" in page
+    assert_drawn(tmp_path / "report" / "features.png")
+
+
+def test_features_of_a_run_whose_targets_are_gone_say_so(l5pc_run, tmp_path):
+    """A BluePyOpt-file run: targets from its feature file; moved away, the page says the
+    targets cannot be known and lists the stored values."""
+    _, run = l5pc_run
+    snap = runsnapshot.read(str(run))
+    features, why = fit.feature_targets(snap)
+    assert why is None and [f.name for f in features] == list(snap.attrs["feature_names"])
+    config = dict(snap.config, problem={"cell": dict(snap.config["problem"]["cell"], morphology="/no/such.swc")})
+    broken = dataclasses.replace(snap, config=config)
+    features, why = fit.feature_targets(broken)
+    assert features is None and "cannot be read here" in why
+    figure, caption, page = report.features_section(broken, snap.table(), 0, "x", str(tmp_path))
+    assert figure is None and caption.startswith("The targets cannot be known") and "features.csv" in page
+
+
+def test_a_bluepyopt_evaluators_report_says_its_targets_are_not_known(tmp_path):
+    pytest.importorskip("bluepyopt")
+    spec = {"factory": "bpo_evaluators:create", "path": [HERE]}
+    config = write_config(tmp_path, problem={"bluepyopt_evaluator": spec},
+                          optimizer={"algorithm": "ibea", "population": 6, "generations": 2, "seed": 4})
+    hpcopt("run", config, "-o", tmp_path / "run.h5")
+    hpcopt("report", tmp_path / "run.h5", "-o", tmp_path / "report")
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert not (tmp_path / "report" / "features.png").exists()
+    assert "Features of the best individual (lowest score) against their targets" in page
+    assert "The targets cannot be known: a BluePyOpt evaluator" in page
+
+
+def test_figures_carry_what_they_show(cell_run, l5pc_run, resumed_run):
+    """Labels, scales and marks on the figures: the step size and resumes (CMA-ES), the
+    Pareto axes as protocol sums (IBEA), log axes where bounds span decades, the shown
+    individual's value on each parameter panel, the current under each trace."""
+    snap = runsnapshot.read(str(resumed_run[1]))
+    table, groups = snap.table(), report.objective_groups(snap)
+    assert fit.resumes(snap) == [3]
+    figure = report.convergence(snap, groups)
+    assert "step size (from the samples)" in labels(figure) and "std of the sample (unit coordinates)" in labels(figure)
+    assert figure.axes[-1].get_yscale() == "log"
+    for ax in figure.axes:  # the resume: a dashed line at the evaluations before generation 3
+        assert [tuple(line.get_xdata()) for line in ax.lines if line.get_label() == "resumed"] == [(18, 18)]
+    assert "resumed" in labels(report.timeline(snap))
+    assert "resumed before generation 3" in report._convergence_caption(snap, groups)
+    spread = fit.sample_spread(snap)
+    assert len(spread) == 6 and np.all(spread > 0) and spread[0] < 1
+    assert fit.scales(snap) == {"x0": "log", "x1": "linear"}  # auto: x0 spans three decades
+    best = table.order()[0]
+    figure = report.parameters(snap, table, best)
+    assert [ax.get_yscale() for ax in figure.axes] == ["log", "linear"]
+    assert f"{table.X[best, 0]:.4g}" in labels(figure) and "x0 (log)" in labels(figure)
+    assert [tuple(line.get_ydata()) for line in figure.axes[0].lines if line.get_linestyle() == "--"] == \
+        [(table.X[best, 0],) * 2]
+    figure, _ = report.pairs(snap, table, best)
+    assert figure.axes[2].get_xscale() == "log" and figure.axes[2].get_xlabel() == "x0"  # row 1, column 0
+    # another scale stored in the config wins over the auto rule
+    assert fit.scales(dataclasses.replace(snap, config={"optimizer": {"scale": "linear"}})) == \
+        {"x0": "linear", "x1": "linear"}
+    stored = {"optimizer": {"scale": {"default": "log", "x0": "linear"}}}
+    assert fit.scales(dataclasses.replace(snap, config=stored)) == {"x0": "linear", "x1": "linear"}  # x1's low is 0
+
+    snap = runsnapshot.read(str(l5pc_run[1]))
+    figure, _ = report.pareto(snap, snap.table(), report.objective_groups(snap))
+    assert all(ax.get_xlabel().endswith(": sum of its features' scores") for ax in figure.axes[:-1])
+
+    snap = runsnapshot.read(str(cell_run[1]))
+    table = snap.table()
+    figure, caption = report.voltage_traces(snap, table, table.order()[0])
+    titles = labels(figure)
+    for protocol in ("hyperpol", "step_low", "step_high"):
+        assert f"{protocol}: injected current" in titles
+    assert "mixed: injected current" in titles and "I (nA)" in titles
+    assert "re-scored here equal the stored ones" in caption
+
+
+def test_index_html_in_a_real_browser(function_run, tmp_path):
+    """index.html opened by headless Chromium: every image loads, and every src and
+    href stays inside the report's folder. `make test` installs chromium and
+    chromium-driver (Debian) when they are missing."""
+    chromium = shutil.which("chromium")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("chromium or chromedriver is not installed (apt-get install chromium chromium-driver; "
+                    "make test installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    hpcopt("report", function_run[1], "-o", tmp_path / "report")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(argument)
+    browser = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        folder = (tmp_path / "report").as_uri() + "/"
+        browser.get(folder + "index.html")
+        images = browser.execute_script(
+            "return Array.from(document.images).map(i => [i.currentSrc, i.complete, i.naturalWidth]);")
+        links = browser.execute_script(
+            "return Array.from(document.querySelectorAll('[src], [href]')).map(e => e.src || e.href);")
+    finally:
+        browser.quit()
+    assert len(images) == len(FUNCTION_FIGURES) + 1  # and the Pareto front
+    for src, complete, width in images:
+        assert src.startswith(folder) and complete and width > 0, (src, complete, width)
+    assert links and all(link.startswith(folder) for link in links), links
 
 
 # ---------------------------------------------------------------- status

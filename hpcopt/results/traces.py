@@ -33,12 +33,7 @@ def figure(model, traces, values, dpi=110):
     as marks), with each feature's stimulus window shaded; at the right of each
     recording, its features: value, target mean +- std, score in std units.
     """
-    panels = []
-    for protocol in model.protocols:
-        for recording in protocol.recordings:
-            if (protocol.name, recording.name) in traces:
-                panels.append((protocol, recording))
-        panels.append((protocol, None))
+    panels = layout(model, traces)
     heights = [0.7 if r is None else 2.0 for _, r in panels]
     fig = Figure(figsize=(11.0, sum(heights) + 0.8), layout="constrained", dpi=dpi)
     axes = fig.subplots(len(panels), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
@@ -49,6 +44,19 @@ def figure(model, traces, values, dpi=110):
             _recording_panel(ax, protocol, recording, traces[(protocol.name, recording.name)], model, values)
     axes[-1].set_xlabel("time (ms)")
     return fig
+
+
+def layout(model, traces):
+    """The panels of ``figure``, top to bottom (its axes, in this order): per protocol,
+    (protocol, recording) for each recording in ``traces``, then (protocol, None) for
+    its injected current."""
+    panels = []
+    for protocol in model.protocols:
+        for recording in protocol.recordings:
+            if (protocol.name, recording.name) in traces:
+                panels.append((protocol, recording))
+        panels.append((protocol, None))
+    return panels
 
 
 def _recording_panel(ax, protocol, recording, trace, model, values):
