@@ -27,9 +27,9 @@ def counted_problem(pause):
             "objectives": ["f1", "f2"]}
 
 
-def start(args, ranks, log):
+def start(args, ranks, log, env=None):
     command = [*mpiexec(ranks), sys.executable, "-m", "hpcopt", *map(str, args)]
-    env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(log)}
+    env = {**os.environ, **(env or {}), "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(log)}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
@@ -83,24 +83,30 @@ def test_signal_stops_with_a_complete_file_and_resume_repeats_nothing(tmp_path, 
     assert not (tmp_path / "run.h5.journal").exists() and not (tmp_path / "run.h5.lock").exists()
 
 
-def test_kill_9_repeats_at_most_what_was_in_flight(tmp_path):
+@pytest.mark.parametrize("locking", ["TRUE", "BEST_EFFORT", "FALSE"])
+def test_kill_9_repeats_at_most_what_was_in_flight(tmp_path, locking):
+    """Also with HDF5_USE_FILE_LOCKING set either way: locks forced on (as some sites do), where
+    the variable overrides the locking=False the Writer asks for; off, with the split layout."""
     optimizer = {**OPTIMIZER, "generations": 8}
     full = reference(tmp_path, optimizer)
     path = write_config(tmp_path, problem=counted_problem(0.05), optimizer=optimizer)
     log = tmp_path / "calls.log"
+    env = {"HDF5_USE_FILE_LOCKING": locking}
     kills = 0
     for target in (20, 45, 70):
         job = start(["run", path, "-o", tmp_path / "run.h5"] if kills == 0 else ["resume", tmp_path / "run.h5"],
-                    3, log)
+                    3, log, env)
         wait_for_lines(log, target, job)
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
         kills += 1
         assert (tmp_path / "run.h5.lock").exists()  # a killed job cannot remove it: the next one locks it again
-    job = start(["resume", tmp_path / "run.h5"], 3, log)
+    assert (tmp_path / "run.h5.generations").is_dir() == (locking == "FALSE")
+    job = start(["resume", tmp_path / "run.h5"], 3, log, env)
     out, err = job.communicate(timeout=300)
     assert job.returncode == 0, err
     assert not (tmp_path / "run.h5.journal").exists() and not (tmp_path / "run.h5.lock").exists()
+    assert not (tmp_path / "run.h5.generations").exists()  # finished: one file again
     assert_same_results(tmp_path / "run.h5", full)
     total = 8 * 12
     assert total <= len(calls(log)) <= total + kills * 3  # only evaluations in flight at a kill ran twice

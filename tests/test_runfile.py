@@ -209,9 +209,15 @@ def test_writer_appends_without_copying_and_equals_full_copies(tmp_path):
     assert shadowed.stat().st_size <= 1.1 * copied.stat().st_size
 
 
-def test_a_reader_keeps_its_snapshot_across_checkpoints(tmp_path):
+@pytest.mark.parametrize("forced", [None, "TRUE"])
+def test_a_reader_keeps_its_snapshot_across_checkpoints(tmp_path, monkeypatch, forced):
     """A user's h5py session (another process) that opened the run file keeps reading
-    the checkpoint it opened while the job writes more (the Writer then copies)."""
+    the checkpoint it opened while the job writes more (the Writer then copies); also
+    with HDF5_USE_FILE_LOCKING=TRUE, which overrides the Writer's locking=False."""
+    if forced:
+        monkeypatch.setenv("HDF5_USE_FILE_LOCKING", forced)
+    else:
+        monkeypatch.delenv("HDF5_USE_FILE_LOCKING", raising=False)
     path = tmp_path / "run.h5"
     runfile.create(path, {}, np.zeros(2), np.ones(2), _state(-1))
     writer = runfile.Writer(path)

@@ -148,7 +148,17 @@ class Writer:
         try:
             if lock is None:
                 self._copy_whole()
-            with h5py.File(self.shadow, "r+", locking=False) as f:
+            elif _hdf5_locks_forced():  # HDF5 then locks the shadow itself as it opens it, and would find ours
+                os.close(lock)
+                lock = None
+            try:
+                f = h5py.File(self.shadow, "r+", locking=False)
+            except OSError:
+                if not _hdf5_locks_forced():
+                    raise
+                self._copy_whole()  # a reader opened the shadow in between: write a new one
+                f = h5py.File(self.shadow, "r+", locking=False)
+            with f:
                 with h5py.File(self.path, "r", locking=False) as current:
                     _set_attrs(f, {**{k: _plain(v) for k, v in current.attrs.items()}, **(attrs or {})})
                     have, latest = f["generations"], current["generations"]
@@ -303,6 +313,12 @@ def consolidate(path):
 
             _atomic_write(path, build)
     shutil.rmtree(pieces_of(path), ignore_errors=True)
+
+
+def _hdf5_locks_forced():
+    """Whether HDF5_USE_FILE_LOCKING turns HDF5's locks on: then it overrides h5py's
+    ``locking=False`` (the variable wins over the file access property)."""
+    return os.environ.get("HDF5_USE_FILE_LOCKING", "").strip().upper() in ("TRUE", "1", "BEST_EFFORT")
 
 
 # Filesystems local to a node: a reader there is on this node, and its lock is seen here.
