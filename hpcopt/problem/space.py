@@ -58,10 +58,13 @@ class Problem:
         X = self.lower + U * (self.upper - self.lower)  # linear: as always, bit for bit
         for j in np.flatnonzero(self._log):
             # Python's math (the C library), not numpy's vectorised exp and log, which take
-            # other code paths on other CPUs: a run resumed on another node computes the same
-            lo, hi = math.log(self.lower[j]), math.log(self.upper[j])
-            X[..., j] = np.clip([math.exp(lo + float(u) * (hi - lo)) for u in U[..., j].ravel()],
-                                self.lower[j], self.upper[j]).reshape(U[..., j].shape)
+            # other code paths on other CPUs: a run resumed on another node computes the same;
+            # the bounds themselves exactly
+            low, high = float(self.lower[j]), float(self.upper[j])
+            lo, hi = math.log(low), math.log(high)
+            X[..., j] = np.reshape([low if u <= 0 else high if u >= 1 else min(max(math.exp(lo + u * (hi - lo)), low),
+                                                                              high)
+                                    for u in map(float, U[..., j].ravel())], U[..., j].shape)
         return X
 
     def to_unit(self, X):
