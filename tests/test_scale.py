@@ -197,3 +197,26 @@ def test_a_run_file_without_scale_resumes_linear(tmp_path):
     again = write_config(tmp_path, "again.json", problem=PROBLEM, optimizer=plain)
     hpcopt("run", again, "-o", tmp_path / "old2.h5", "--continue")
     assert_same_results(tmp_path / "old2.h5", tmp_path / "full.h5")
+
+
+def test_an_evaluator_s_parameters_get_scales_once_it_is_built(tmp_path):
+    """problem.bluepyopt_evaluator: the names are the evaluator's, checked when it is built."""
+    pytest.importorskip("bluepyopt")
+    from conftest import HERE
+
+    problem = {"bluepyopt_evaluator": {"factory": "bpo_evaluators:create", "path": [HERE]}}
+    optimizer = {"algorithm": "ibea", "population": 6, "generations": 2, "seed": 4}
+    path = write_config(tmp_path, problem=problem, optimizer={**optimizer, "scale": {"z": "log"}})
+    done = hpcopt("validate", path, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"hpcopt: error: {path}: optimizer.scale.z: not a free parameter of the " \
+                                  "problem; free: x, y"
+    path = write_config(tmp_path, problem=problem, optimizer={**optimizer, "scale": {"default": "auto", "x": "log"}})
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", check=False)
+    assert done.returncode == 2 and "optimizer.scale.x: log scale for x needs a lower bound > 0, found -1" in \
+        done.stderr
+    path = write_config(tmp_path, problem=problem, optimizer={**optimizer, "scale": "auto"})
+    hpcopt("run", path, "-o", tmp_path / "run.h5")
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert json.loads(f.attrs["config"])["optimizer"]["scale"] == {"x": "linear", "y": "linear"}
+    hpcopt("resume", tmp_path / "run.h5", "--generations", 3)
