@@ -136,6 +136,8 @@ def test_evaluation_budget_run_and_resume(tmp_path):
     done = hpcopt("run", path, "-o", tmp_path / "run.h5")
     assert "evaluation budget of 20 reached in generation 3" in done.stderr
     assert len(generations(tmp_path / "run.h5")) == 4
+    status = hpcopt("status", tmp_path / "run.h5").stdout
+    assert "generations   4 of 4 done (100 %); finished: evaluation budget of 20 reached in generation 3" in status
     done = hpcopt("resume", tmp_path / "run.h5", "--evaluations", 40)
     assert "gen 7/7" in done.stderr
     with h5py.File(tmp_path / "run.h5", "r") as f:
@@ -220,3 +222,15 @@ def test_an_evaluator_s_parameters_get_scales_once_it_is_built(tmp_path):
     with h5py.File(tmp_path / "run.h5", "r") as f:
         assert json.loads(f.attrs["config"])["optimizer"]["scale"] == {"x": "linear", "y": "linear"}
     hpcopt("resume", tmp_path / "run.h5", "--generations", 3)
+
+
+def test_asynchronous_ibea_stops_at_exactly_the_evaluation_budget(tmp_path):
+    problem = {"function": "hpcopt.testfunctions:zdt1", "parameters": {f"x{i}": [0.001, 1.0] for i in range(3)},
+               "objectives": ["f1", "f2"]}
+    optimizer = {"algorithm": "ibea", "population": 10, "evaluations": 37, "asynchronous": True, "batch": 4,
+                 "scale": "log"}
+    path = write_config(tmp_path, problem=problem, optimizer=optimizer)
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5")
+    assert "done: 10 batches, 37 evaluations" in done.stderr
+    hpcopt("resume", tmp_path / "run.h5", "--evaluations", 45)
+    assert sum(len(g["status"]) for g in generations(tmp_path / "run.h5").values()) == 45
