@@ -128,7 +128,7 @@ def report(run, results, scales, args):
         "successful runs)",
         "",
     ]
-    for name, (problem, truth, settings) in problems().items():
+    for name in results:
         lines += [f"## {name}", ""]
         lines.append("Scales: " + "; ".join(
             f"`{scale}`: " + ", ".join(f"{p} {s}" for p, s in scales[name][scale].items())

@@ -19,7 +19,7 @@ means linear (STORED_DEFAULT).
 from . import fields
 
 SCALES = ("linear", "log", "auto")
-DEFAULT = "linear"  # a config without "scale"
+DEFAULT = "auto"  # a config without "scale" (benchmarks/results/scaling.md measured it against linear)
 STORED_DEFAULT = "linear"  # a run file's stored config without "scale" (made before scales existed)
 AUTO_RATIO = 100.0  # auto: log when upper / lower >= this (and lower > 0)
 
