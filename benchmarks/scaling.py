@@ -32,6 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import h5py
 import harness
 import numpy as np
 import scaling_problem
@@ -77,7 +78,7 @@ def run_one(problem, truth, settings, scale, seed, budget, workdir, stem):
               "optimizer": {"algorithm": "cmaes", "evaluations": budget, "seed": seed, "scale": scale, **settings}}
     runfile, seconds = harness.hpcopt_run(config, workdir, stem)
     X, scores = harness.generations(runfile, "parameters", "score")
-    with __import__("h5py").File(runfile, "r") as f:
+    with h5py.File(runfile, "r") as f:
         names = [str(n) for n in json.loads(f.attrs["config"])["optimizer"]["scale"]]
     target = np.array([truth[n] for n in names])
     within = np.all(np.abs(X - target) <= TOLERANCE * np.abs(target), axis=1)
@@ -121,8 +122,8 @@ def report(run, results, scales, args):
     lines = [
         *run.header("Parameter scaling: CMA-ES on linear vs auto scales"),
         f"- Budget: `\"evaluations\": {args.budget}` per run (a run stops after the generation in which it is "
-        f"reached); seeds 1 to {args.seeds} (cell: 1 to {args.cell_seeds}); CMA-ES with its defaults otherwise (start at the centre of the "
-        "unit cube, sigma0 0.25 unless the example sets it)",
+        f"reached); seeds 1 to {args.seeds} (cell: 1 to {args.cell_seeds}); CMA-ES with its defaults otherwise "
+        "(start at the centre of the unit cube, sigma0 0.25 unless the example sets it)",
         f"- Success: the best-scoring individual has every parameter within {100 * TOLERANCE:g} % of the truth; "
         "evaluations to success: the first count from which the best so far stays within it (median over the "
         "successful runs)",
@@ -156,7 +157,7 @@ def report(run, results, scales, args):
     verdicts = {name: better(summary(results[name]["auto"]), summary(results[name]["linear"])) for name in results}
     met = all(v >= 0 for v in verdicts.values()) and any(v > 0 for v in verdicts.values())
     words = {1: "auto better", 0: "the same", -1: "linear better"}
-    lines += [f"Target (auto at least as good as linear on both, better on one): "
+    lines += ["Target (auto at least as good as linear on both, better on one): "
               + ", ".join(f"{name}: {words[v]}" for name, v in verdicts.items()) + f": **{harness.verdict(met)}**.",
               "", run.tail()]
     measured = "; ".join(
@@ -202,8 +203,9 @@ def main():
                     rows.append(run_one(problem, truth, settings, scale, seed, args.budget, workdir,
                                         f"{name}_{scale}_{seed}"))
                     r = rows[-1]
-                    harness.note(f"{name} {scale} seed {seed}: {'success at ' + str(r['to_success']) if r['success'] else 'no success'}, "
-                                 f"best {r['best']:.3g}, {r['evaluations']} evaluations, {r['seconds']:.1f} s")
+                    reached = f"success at {r['to_success']}" if r["success"] else "no success"
+                    harness.note(f"{name} {scale} seed {seed}: {reached}, best {r['best']:.3g}, "
+                                 f"{r['evaluations']} evaluations, {r['seconds']:.1f} s")
     run.stop()
     text, targets = report(run, results, scales, args)
     run.finish(text, targets, args.no_write)

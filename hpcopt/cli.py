@@ -385,11 +385,12 @@ def _continuable(run):
 
 
 def _continued(path, raw, name, base):
-    """The stored config of the run at ``path``, with the generation budget of ``raw``
-    (the new config), which must otherwise be the same as the stored one."""
-    from .store.runfile import RunFile
-
+    """The stored config of the run at ``path``, with the budget of ``raw`` (the new
+    config; generations or evaluations), which must otherwise be the same as the stored
+    one (without ``scale``, it takes the stored scales)."""
     import numpy as np
+
+    from .store.runfile import RunFile
 
     with RunFile(path) as run:
         stored = _stored(run)

@@ -1,6 +1,7 @@
 """A run's problem: the map between the unit cube and physical parameter values
-(linear or logarithmic per parameter, config/scale.py), its objectives and their weights, and the evaluator of one parameter set that each
-rank builds (a Python function, or a NEURON cell scored by eFEL features)."""
+(linear or logarithmic per parameter, config/scale.py), its objectives and their
+weights, and the evaluator of one parameter set that each rank builds (a Python
+function, or a NEURON cell scored by eFEL features)."""
 
 import math
 
