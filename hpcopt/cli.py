@@ -1,7 +1,7 @@
 """The ``hpcopt`` command line.
 
     hpcopt run CONFIG [-o RUN.h5]          start a run (under mpiexec/srun, or alone)
-    hpcopt resume RUN.h5 [--generations N] continue a run, also past its original end
+    hpcopt resume RUN.h5 [--generations N | --evaluations N]   continue a run, also past its original end
     hpcopt best RUN.h5 [--json]            the best individual so far
     hpcopt status RUN.h5                   progress (safe while a job writes the file)
     hpcopt report RUN.h5 -o DIR            figures and DIR/index.html (--individual best|best-of:NAME|ID)
@@ -85,7 +85,11 @@ def _parser():
 
     resume = commands.add_parser("resume", help="continue a run from its run file")
     resume.add_argument("runfile")
-    resume.add_argument("--generations", type=int, help="new total number of generations")
+    budget = resume.add_mutually_exclusive_group()
+    budget.add_argument("--generations", type=int, help="new total number of generations")
+    budget.add_argument("--evaluations", type=int,
+                        help="new total number of evaluations (the run stops after the generation in which it is "
+                             "reached; asynchronous runs: once that many are told)")
     resume.add_argument("--rank0", choices=("auto", "evaluate", "dispatch"), default="auto",
                         help=RANK0_HELP)
     resume.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -338,12 +342,15 @@ def _source(args):
         from .store.runfile import RunFile
 
         with RunFile(args.runfile) as run:
-            raw = run.config
+            raw = _stored(run)
             _continuable(run)  # one that cannot be continued says so now, on every rank
-        if args.generations is not None and args.generations < 1:
-            raise ConfigError("--generations", f"must be >= 1, found {args.generations}")
-        if args.generations is not None:
-            raw["optimizer"]["generations"] = args.generations
+        for key in ("generations", "evaluations"):
+            value = getattr(args, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{key}", f"must be >= 1, found {value}")
+            if value is not None:  # the new budget replaces the old one, in either unit
+                raw["optimizer"] = {k: v for k, v in raw["optimizer"].items() if k not in BUDGETS}
+                raw["optimizer"][key] = value
         return args.runfile, raw, f"{args.runfile} (stored config)", None, True
     raw = configuration.read_json(args.config)
     path = args.output or (raw.get("output") if isinstance(raw, dict) else None) or "run.h5"
@@ -381,6 +388,19 @@ def _exists(path):
     return f"run file exists: {advice}"
 
 
+BUDGETS = ("generations", "evaluations")  # the optimizer keys that may change when a run continues
+
+
+def _stored(run):
+    """The stored (resolved) config of ``run``; one made before parameter scales existed
+    has no ``scale``, and was searched on a linear scale."""
+    from .config import scale
+
+    raw = run.config
+    raw["optimizer"].setdefault("scale", scale.STORED_DEFAULT)
+    return raw
+
+
 def _continuable(run):
     """RunFileError unless this hpcopt can continue ``run``'s optimiser exactly (its
     state is read as data: nothing stored in the file runs)."""
@@ -395,22 +415,33 @@ def _continuable(run):
 
 
 def _continued(path, raw, name, base):
-    """The stored config of the run at ``path``, with the generation budget of ``raw``
-    (the new config), which must otherwise be the same as the stored one."""
+    """The stored config of the run at ``path``, with the budget of ``raw`` (the new
+    config; generations or evaluations), which must otherwise be the same as the stored
+    one (without ``scale``, it takes the stored scales)."""
+    import numpy as np
+
     from .store.runfile import RunFile
 
     with RunFile(path) as run:
-        stored = run.config
+        stored = _stored(run)
         _continuable(run)
-    new = configuration.parse(raw, source=name, base_dir=base).resolved()
+        space = (run.names("parameter"), np.asarray(run.file["problem"]["lower"][()]),
+                 np.asarray(run.file["problem"]["upper"][()]))
+    config = configuration.parse(raw, source=name, base_dir=base)
+    new = config.resolved(space)
+    if isinstance(stored["optimizer"]["scale"], str):  # made before scales existed: linear
+        stored["optimizer"]["scale"] = {n: stored["optimizer"]["scale"] for n in space[0]}
+    if isinstance(raw.get("optimizer"), dict) and "scale" not in raw["optimizer"]:
+        # a config that does not say continues on the run's scales (also one made when the default was another)
+        new["optimizer"]["scale"] = stored["optimizer"]["scale"]
     for resolved in (new, stored):
-        resolved["optimizer"] = {k: v for k, v in resolved["optimizer"].items() if k != "generations"}
+        resolved["optimizer"] = {k: v for k, v in resolved["optimizer"].items() if k not in BUDGETS}
         resolved.pop("output", None)
     difference = _first_difference(stored, new)
     if difference:
         raise ConfigError(f"{name}: {difference}", f"differs from the config {path} was started with; "
                                                     "start a new run file (-o) or restore the config")
-    stored["optimizer"]["generations"] = raw["optimizer"]["generations"]
+    stored["optimizer"][config.optimizer.budget] = raw["optimizer"][config.optimizer.budget]
     return stored
 
 
@@ -781,11 +812,18 @@ def _validate(args):
     o = config.optimizer
     if getattr(config.problem, "ignored", ""):
         print(f"{args.config}: ignored (kept by BluePyOpt for Arbor, not used with NEURON): {config.problem.ignored}")
+    budget = (f"{o.generations} generations" if o.budget == "generations" else
+              f"{o.evaluations} evaluations" + ("" if o.asynchronous else f" ({o.generations} generations)"))
     print(
         f"{args.config}: valid: {o.algorithm}, {problem.dimension} free parameters, "
-        f"{len(problem.objectives)} objectives, population {o.population}, {o.generations} generations; "
+        f"{len(problem.objectives)} objectives, population {o.population}, {budget}; "
         f"output {config.output or 'run.h5'}"
     )
+    names = [_printable(n) for n in problem.names]
+    bounds = [f"[{low:g}, {high:g}]" for low, high in zip(problem.lower, problem.upper)]
+    print("scale of each free parameter (optimizer.scale):")
+    for name, bound, scale in zip(names, bounds, problem.scales):
+        print(f"  {name:<{max(map(len, names))}}  {bound:<{max(map(len, bounds))}}  {scale}")
     return 0
 
 

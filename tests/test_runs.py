@@ -191,3 +191,39 @@ def test_kill_9_at_random_moments(tmp_path):
     hpcopt("resume", run, ranks=3)
     assert_same_results(run, tmp_path / "full.h5")
     assert len(seen) >= 10
+
+
+LOG_SCALE = {  # every parameter on a log scale (optimizer.scale), bounds spanning 3 decades
+    "ibea": ({"function": "hpcopt.testfunctions:zdt1", "parameters": {f"x{i}": [0.001, 1.0] for i in range(4)},
+              "objectives": ["f1", "f2"]}, {**IBEA, "scale": "log"}),
+    "cmaes": ({"function": "hpcopt.testfunctions:rosenbrock",
+               "parameters": {"x0": [0.01, 10.0], "x1": [0.001, 5.0], "x2": [0.1, 20.0]}, "objectives": ["f"]},
+              {**CMAES, "scale": "log"}),
+}
+
+
+@pytest.mark.parametrize("algorithm", list(LOG_SCALE))
+def test_log_scale_is_rank_invariant_and_resumes_exactly(algorithm, tmp_path):
+    """With scale log: 8 generations at 1 rank == at 2 ranks == 4 at 1 rank resumed to 8 at
+    2 ranks == 4 at 2 ranks resumed to 8 at 1 rank; the points are the log map of the unit cube."""
+    problem, optimizer = LOG_SCALE[algorithm]
+    full = write_config(tmp_path, "full.json", problem=problem, optimizer={**optimizer, "generations": 8})
+    half = write_config(tmp_path, "half.json", problem=problem, optimizer={**optimizer, "generations": 4})
+    hpcopt("run", full, "-o", tmp_path / "full1.h5")
+    hpcopt("run", full, "-o", tmp_path / "full2.h5", ranks=2)
+    assert_same_results(tmp_path / "full2.h5", tmp_path / "full1.h5")
+    for first, second in ((None, 2), (2, None)):
+        resumed = tmp_path / f"resumed_{first}_{second}.h5"
+        hpcopt("run", half, "-o", resumed, ranks=first)
+        assert len(generations(resumed)) == 4
+        hpcopt("resume", resumed, "--generations", 8, ranks=second)
+        assert_same_results(resumed, tmp_path / "full1.h5")
+    with h5py.File(tmp_path / "full1.h5", "r") as f:
+        assert json.loads(f.attrs["config"])["optimizer"]["scale"] == dict.fromkeys(problem["parameters"], "log")
+        X = np.concatenate([g["parameters"][()] for g in f["generations"].values()])
+    lower = np.array([b[0] for b in problem["parameters"].values()])
+    upper = np.array([b[1] for b in problem["parameters"].values()])
+    assert np.all((X >= lower) & (X <= upper))
+    # spread over the decades: a linear scale would put nearly all of the first generation above 10 % of the range
+    first = X[:optimizer["population"]]
+    assert np.mean(first < lower + 0.1 * (upper - lower)) > 0.3

@@ -44,7 +44,8 @@ def make_config(folder, population, generations):
         shutil.rmtree(folder)
     shutil.copytree(source, folder)
     config = {"problem": {"bluepyopt": {key: path for key, path in FILES.items()}},
-              "optimizer": {"algorithm": "ibea", "population": population, "generations": generations, "seed": 1}}
+              "optimizer": {"algorithm": "ibea", "population": population, "generations": generations, "seed": 1,
+                            "scale": "linear"}}
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(config, f, indent=1)
     with open(os.path.join(folder, "release.json"), "w") as f:

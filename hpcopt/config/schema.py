@@ -8,9 +8,10 @@ defaults filled in, which is what the run file stores and ``resume`` reads back.
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import cell, evaluator, fields
+from . import scale as scale_spec
 from .fields import read_json
 from .parameter import Parameter
 
@@ -47,9 +48,14 @@ class FunctionProblem:
 
 @dataclass(frozen=True)
 class Optimizer:
+    """The optimiser's settings. The budget is given as ``generations`` or as
+    ``evaluations`` (the other is 0 when constructed) and the other is derived: a
+    generational run stops after the generation in which the evaluation budget is
+    reached, an asynchronous one once that many results are told."""
+
     algorithm: str
     population: int
-    generations: int
+    generations: int = 0  # the generation budget (derived from evaluations when that is given)
     seed: int = 1
     weights: tuple = ()  # (m,) objective weights of the score; () means all 1
     # IBEA
@@ -62,14 +68,34 @@ class Optimizer:
     # asynchronous (steady-state) evaluation, IBEA only
     asynchronous: bool = False
     batch: int = 0  # results told at once; 0: max(1, population // 10)
+    # The evaluation budget: IBEA population + (generations - 1) x offspring (either evaluation
+    # mode), CMA-ES population x generations, when the generations are given.
+    evaluations: int = 0
+    # the scales of the parameters: (default, ((name, scale), ...)) as config.scale.parse gives it,
+    # or a stored config's {name: scale}
+    scale: object = (scale_spec.DEFAULT, ())
+    budget: str = field(default="", init=False)  # "generations" or "evaluations": the one given
 
-    @property
-    def evaluations(self):
-        """The evaluation budget: population + (generations - 1) x offspring (IBEA), in
-        either evaluation mode; population x generations (CMA-ES)."""
+    def __post_init__(self):
+        if self.generations:
+            object.__setattr__(self, "budget", "generations")
+            object.__setattr__(self, "evaluations", self._evaluations_in(self.generations))
+        elif self.evaluations:
+            object.__setattr__(self, "budget", "evaluations")
+            object.__setattr__(self, "generations", self._generations_for(self.evaluations))
+        else:
+            raise ValueError("an Optimizer needs generations or evaluations")
+
+    def _evaluations_in(self, generations):
         if self.algorithm == "ibea":
-            return self.population + (self.generations - 1) * (self.offspring or self.population)
-        return self.population * self.generations
+            return self.population + (generations - 1) * (self.offspring or self.population)
+        return self.population * generations
+
+    def _generations_for(self, evaluations):
+        """The fewest generations that make at least ``evaluations`` evaluations."""
+        first = self.population
+        later = (self.offspring or self.population) if self.algorithm == "ibea" else self.population
+        return 1 + max(0, -(-(evaluations - first) // later))
 
     @property
     def batch_size(self):
@@ -83,11 +109,15 @@ class Optimizer:
             return -(-self.evaluations // self.batch_size)
         return self.generations
 
-    def resolved(self):
+    def resolved(self, scales=None):
+        """The optimizer section with every default filled in; ``scales``: {name: scale} of
+        every free parameter (config.scale.resolve), stored as ``scale``; None: the spec as
+        given, {"default": scale, name: scale, ...} (an evaluator's parameters are known
+        only once it is built)."""
         out = {
             "algorithm": self.algorithm,
             "population": self.population,
-            "generations": self.generations,
+            self.budget: getattr(self, self.budget),
             "seed": self.seed,
             "weights": list(self.weights),
         }
@@ -102,6 +132,11 @@ class Optimizer:
                 out.update(asynchronous=True, batch=self.batch_size)
         else:
             out.update(sigma0=self.sigma0)
+        if scales is not None:
+            out["scale"] = dict(scales)
+        else:
+            default, overrides = self.scale
+            out["scale"] = {"default": default, **dict(overrides)}
         return out
 
 
@@ -152,8 +187,23 @@ class Config:
     def free_parameters(self):
         return tuple(p for p in self.problem.parameters if p.free)
 
-    def resolved(self):
-        optimizer = {**self.optimizer.resolved(), "weights": list(self.weights)}
+    def scales(self, space=None):
+        """{free parameter: "linear" or "log"}; ConfigError naming the field for an unknown
+        parameter or log where a lower bound is <= 0. space: (names, lower, upper) of the
+        free parameters, for a problem that knows them only once built (an evaluator);
+        None: the config's own (None for an evaluator)."""
+        if space is None:
+            if isinstance(self.problem, evaluator.EvaluatorProblem):
+                return None
+            free = self.free_parameters
+            space = ([p.name for p in free], [p.lower for p in free], [p.upper for p in free])
+        where = fields.Where(self.source) / "optimizer" / "scale"
+        return scale_spec.resolve(self.optimizer.scale, *space, where)
+
+    def resolved(self, space=None):
+        """The complete config, defaults filled in (what the run file stores); space: as
+        for scales()."""
+        optimizer = {**self.optimizer.resolved(self.scales(space)), "weights": list(self.weights)}
         if not self.weights:  # an evaluator's objectives are known once it is built: its weights are all 1
             del optimizer["weights"]
         return {
@@ -188,8 +238,10 @@ def parse(raw, source="config", base_dir=None):
     output = table.get("output", "")
     if not isinstance(output, str):
         raise where.error("output", f"expected a file path (string), found {fields.show(output)}")
-    return Config(problem, optimizer, checkpoint, output, source,
-                  _evaluation(table.get("evaluation", {}), where / "evaluation"))
+    config = Config(problem, optimizer, checkpoint, output, source,
+                    _evaluation(table.get("evaluation", {}), where / "evaluation"))
+    config.scales()  # names and bounds checked now, where the problem knows its parameters
+    return config
 
 
 def _problem(raw, where, base_dir):
@@ -248,9 +300,10 @@ _CMAES_KEYS = ("sigma0",)
 
 
 def _optimizer(raw, where, problem):
-    common = ("seed", "weights")
+    common = ("seed", "weights", "scale")
     table = fields.table(
-        raw, where, required=("algorithm", "population", "generations"), optional=common + _IBEA_KEYS + _CMAES_KEYS
+        raw, where, required=("algorithm", "population"),
+        optional=("generations", "evaluations") + common + _IBEA_KEYS + _CMAES_KEYS,
     )
     algorithm = table["algorithm"]
     if algorithm not in ALGORITHMS:
@@ -265,8 +318,15 @@ def _optimizer(raw, where, problem):
         algorithm=algorithm,
         population=fields.number(table, where, "population", minimum=2 if algorithm == "cmaes" else 1,
                                  maximum=MAX_POPULATION[algorithm], integer=True),
-        generations=fields.number(table, where, "generations", minimum=1, integer=True),
     )
+    budgets = [key for key in ("generations", "evaluations") if key in table]
+    if len(budgets) != 1:
+        raise where.error(None if budgets else "generations",
+                          "give the budget as either generations or evaluations, not both" if budgets else
+                          "missing (required): give the budget as generations or as evaluations")
+    kwargs[budgets[0]] = fields.number(table, where, budgets[0], minimum=1, integer=True)
+    if "scale" in table:
+        kwargs["scale"] = scale_spec.parse(table["scale"], where / "scale")
     if "seed" in table:
         kwargs["seed"] = fields.number(table, where, "seed", minimum=0, integer=True)
     if "weights" in table:

@@ -63,7 +63,7 @@ def start(path, config, problem, versions):
         "parameter_names": list(problem.names),
         "objective_names": list(problem.objectives),
         "feature_names": list(problem.features),
-        "config": json.dumps(config.resolved()),
+        "config": json.dumps(config.resolved(problem.space)),
         **versions,
     }
     state = _state(config, generator, next_generation=0, evaluations=0, failures=0)
@@ -136,8 +136,12 @@ class Generational:
         return loop.generation >= rules[0]
 
     def reason(self, loop):
-        budget = self.rules[0]
-        return f"generation budget of {budget} met" if loop.generation >= budget else "not finished"
+        budget, o = self.rules[0], loop.config.optimizer
+        if loop.generation < budget:
+            return "not finished"
+        if o.budget == "evaluations":  # the generation in which the evaluation budget is reached
+            return f"evaluation budget of {o.evaluations} reached in generation {budget - 1}"
+        return f"generation budget of {budget} met"
 
     def describe(self, loop):
         o = loop.config.optimizer
@@ -512,7 +516,7 @@ class Loop:
             evaluations=self.evaluations, failures=self.failures, stop_reason=self.stop_reason,
         )
         records, self.records = self.records, []
-        self.writer.checkpoint(records, state, {"config": json.dumps(self.config.resolved())})
+        self.writer.checkpoint(records, state, {"config": json.dumps(self.config.resolved(self.problem.space))})
         outstanding = {int(i) for i in self.generator.pending()[0]}
         self.journal.clear(keep=lambda e: e["event"] == "session" or e.get("id") in outstanding)
         self.last_write, self.written = time.time(), self.generation

@@ -1,6 +1,9 @@
-"""A run's problem: the map between the unit cube and physical parameter values,
-its objectives and their weights, and the evaluator of one parameter set that each
-rank builds (a Python function, or a NEURON cell scored by eFEL features)."""
+"""A run's problem: the map between the unit cube and physical parameter values
+(linear or logarithmic per parameter, config/scale.py), its objectives and their
+weights, and the evaluator of one parameter set that each rank builds (a Python
+function, or a NEURON cell scored by eFEL features)."""
+
+import math
 
 import numpy as np
 
@@ -18,7 +21,8 @@ class Problem:
     """Parameters, objectives and bounds of a run, without any evaluation code.
 
     names: free parameter names (d,); lower, upper: (d,) physical bounds;
-    objectives: objective names (m,); weights: (m,) weights of the score.
+    scales: (d,) "linear" or "log", how each is searched; objectives: objective names
+    (m,); weights: (m,) weights of the score.
     """
 
     def __init__(self, config):
@@ -33,6 +37,8 @@ class Problem:
 
             self.names, self.lower, self.upper, self.objectives = self._naming_the_config(
                 bluepyopt.space, config.problem)
+        self.scales = tuple(config.scales((self.names, self.lower, self.upper)).values())
+        self._log = np.array([s == "log" for s in self.scales], dtype=bool)
         self.weights = np.array(config.weights or (1.0,) * len(self.objectives))
         self.penalty = config.problem.penalty
         self.features = tuple(config.problem.features)  # (k,) feature names (cell models)
@@ -41,9 +47,35 @@ class Problem:
     def dimension(self):
         return len(self.names)
 
+    @property
+    def space(self):
+        """(names, lower, upper) of the free parameters."""
+        return self.names, self.lower, self.upper
+
     def to_physical(self, U):
-        """(n, d) unit-cube points -> (n, d) physical values."""
-        return self.lower + np.asarray(U) * (self.upper - self.lower)
+        """(n, d) unit-cube points -> (n, d) physical values: lower + u (upper - lower) on a
+        linear scale, lower (upper / lower)^u on a log scale (within the bounds)."""
+        U = np.asarray(U)
+        X = self.lower + U * (self.upper - self.lower)  # linear: as always, bit for bit
+        for j in np.flatnonzero(self._log):
+            # Python's math (the C library), not numpy's vectorised exp and log, which take
+            # other code paths on other CPUs: a run resumed on another node computes the same;
+            # the bounds themselves exactly
+            low, high = float(self.lower[j]), float(self.upper[j])
+            lo, hi = math.log(low), math.log(high)
+            X[..., j] = np.reshape([low if u <= 0 else high if u >= 1 else min(max(math.exp(lo + u * (hi - lo)), low),
+                                                                              high)
+                                    for u in map(float, U[..., j].ravel())], U[..., j].shape)
+        return X
+
+    def to_unit(self, X):
+        """(n, d) physical values -> (n, d) unit-cube coordinates (the inverse of to_physical)."""
+        X = np.asarray(X, dtype=float)
+        U = (X - self.lower) / (self.upper - self.lower)
+        for j in np.flatnonzero(self._log):
+            lo, hi = math.log(self.lower[j]), math.log(self.upper[j])
+            U[..., j] = (np.log(X[..., j]) - lo) / (hi - lo)
+        return U
 
     def scores(self, F):
         """(n, m) objectives -> (n,) weighted sums, the one number logs rank by."""

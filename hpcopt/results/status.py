@@ -97,7 +97,8 @@ def text(run, rows=10):
     lines = [f"{run.path}: {o['algorithm']}, population {o['population']}, "
              f"{len(run.parameter_names)} free parameters, {len(run.objective_names)} objectives ({kind})"]
     budget = (f"evaluation budget of {run.evaluations_budget} met" if run.asynchronous
-              else f"generation budget of {run.budget} met")
+              else f"evaluation budget of {o['evaluations']} reached in generation {run.budget - 1}"
+              if "evaluations" in o else f"generation budget of {run.budget} met")
     state = f"finished: {run.state.get('stop_reason') or budget}" if run.finished else "not finished"
     if run.asynchronous:
         told = run.state.get("evaluations", 0)
