@@ -168,3 +168,37 @@ def test_cmaes_state_restores_exactly_in_any_generation(dimension, population):
             for each in (g, copy):
                 ids, U = each.pending()
                 each.tell(ids, np.zeros((len(ids), 1)))
+
+
+@pytest.mark.parametrize("dimension, population, sigma0", [(20, 300, 0.6), (3, 12, 1.0), (1, 5, 0.9), (5, 50, 0.25)])
+def test_cmaes_ask_transforms_the_sample_at_once_to_the_same_bits(monkeypatch, dimension, population, sigma0):
+    """CMA-ES's ask maps the whole sample into the bounds at once (cmaes._batched_repair):
+    the points, and the arrays of the state, are bit-identical to cma's point-by-point
+    transform, over generations with many points outside the bounds; the patch leaves
+    nothing on the strategy."""
+    import contextlib
+
+    from hpcopt.optimize import cmaes
+
+    def run():
+        es = cmaes.CMAES(dimension, population, np.random.default_rng(5), weights=np.ones(2), sigma0=sigma0)
+        points = []
+        for _ in range(5):
+            ids, U = es.ask()
+            es.tell(ids, np.stack([((U - 0.1) ** 2).sum(1), np.abs(U - 0.9).sum(1)], 1))
+            points.append(U)
+        return points, es
+
+    batched, es = run()
+    assert "ask_geno" not in vars(es._es) and "repair" not in vars(es._es.boundary_handler)
+    assert b"ask_geno" not in es.state()["tree"]
+    monkeypatch.setattr(cmaes, "_batched_repair", lambda es: contextlib.nullcontext())
+    reference, es_reference = run()
+    clipped = np.mean([(U == 0).mean() + (U == 1).mean() + ((U < 0.02) | (U > 0.98)).mean() for U in reference])
+    assert clipped > 0  # the bounds really were in play
+    for a, b in zip(batched, reference):
+        assert np.array_equal(a, b)
+    state, expected = es.state(), es_reference.state()
+    for key, value in expected.items():
+        if isinstance(value, np.ndarray):
+            assert np.array_equal(state[key], value), key
