@@ -163,10 +163,27 @@ def workstation(directory, *args, gate=None):
     env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(directory / "calls.log"), "VENV": VENV}
     if gate:  # (after, path): evaluations from call ``after`` on wait until ``path`` exists (tests/models.py)
         env["HPCOPT_TEST_GATE"] = f"{gate[0]}:{gate[1]}"
-    # its own session, as a terminal's foreground job: a "Ctrl-C" goes to its process group
+    # its own session, as a terminal's foreground job: a "Ctrl-C" goes to its process group; with
+    # the signals a terminal's shell gives a job (whatever this pytest process inherited or set)
     return subprocess.Popen([os.path.join(JOBSCRIPTS, "workstation.sh"), *map(str, args)], cwd=directory,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_as_from_a_terminal)
+
+
+def _as_from_a_terminal():
+    signals = {signal.SIGINT, signal.SIGTERM, signal.SIGUSR1}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+    for signum in signals:
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def _dispositions(pid):
+    """The signal lines of /proc/PID/status (why a signal may have gone unnoticed)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return " ".join(line.strip() for line in f if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
+    except OSError:
+        return "(no /proc entry)"
 
 
 @pytest.mark.mpi
@@ -177,10 +194,11 @@ def test_workstation_script_stops_on_ctrl_c_and_the_same_command_continues(tmp_p
     gate = tmp_path / "gate"
     job = workstation(tmp_path, *args, gate=(POPULATION + 2, gate))  # generation 1 cannot end before the gate opens
     wait_until(lambda: calls(tmp_path) >= POPULATION + 2 or job.poll() is not None, 120, "generation 1")
+    script = _dispositions(job.pid)
     os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     gate.touch()
     out, err = job.communicate(timeout=120)
-    assert job.returncode == 3, err
+    assert job.returncode == 3, f"{err}\nthe script's signals when Ctrl-C was sent: {script}"
     assert "interrupted; the run file is complete up to the last generation" in err
     assert calls(tmp_path) < generations * POPULATION
     job = workstation(tmp_path, *args)
