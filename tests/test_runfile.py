@@ -219,6 +219,17 @@ def test_a_reader_keeps_its_snapshot_across_checkpoints(tmp_path, monkeypatch, f
     else:
         monkeypatch.delenv("HDF5_USE_FILE_LOCKING", raising=False)
     path = tmp_path / "run.h5"
+    writer = _read_across_checkpoints(path)
+    assert writer.copied == 2  # the first checkpoint, and the one that found the reader on the shadow
+    writer.checkpoint([_record(6)], _state(6))
+    assert writer.copied == 2
+    assert _contents(path)[1]["next_generation"] == 7 and len(_contents(path)[2]) == 7
+
+
+def _read_across_checkpoints(path):
+    """A new run file at ``path`` with checkpoints 0 and 1; a reader (another process,
+    HDF5's default file locking, as a user gets it) opens it, checkpoints 2 to 5 follow,
+    and the reader must still see what it opened. Returns the Writer."""
     runfile.create(path, {}, np.zeros(2), np.ones(2), _state(-1))
     writer = runfile.Writer(path)
     writer.checkpoint([_record(0)], _state(0))
@@ -227,7 +238,7 @@ def test_a_reader_keeps_its_snapshot_across_checkpoints(tmp_path, monkeypatch, f
         [sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
-        opened = json.loads(reader.stdout.readline())  # default HDF5 file locking, as a user gets it
+        opened = json.loads(reader.stdout.readline())
         for g in range(2, 6):
             writer.checkpoint([_record(g)], _state(g))
         later, _ = reader.communicate("\n", timeout=60)
@@ -235,10 +246,7 @@ def test_a_reader_keeps_its_snapshot_across_checkpoints(tmp_path, monkeypatch, f
         reader.kill()
     assert json.loads(later) == opened == {"generations": ["000000", "000001"], "next": 2,
                                            "x": _record(1).parameters.tolist()}
-    assert writer.copied == 2  # the first checkpoint, and the one that found the reader on the shadow
-    writer.checkpoint([_record(6)], _state(6))
-    assert writer.copied == 2
-    assert _contents(path)[1]["next_generation"] == 7 and len(_contents(path)[2]) == 7
+    return writer
 
 
 READER = """
@@ -331,22 +339,7 @@ def test_without_file_locking_a_reader_keeps_its_snapshot(tmp_path, monkeypatch)
     locks keeps reading the checkpoint it opened, generation files included."""
     monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
     path = tmp_path / "run.h5"
-    runfile.create(path, {}, np.zeros(2), np.ones(2), _state(-1))
-    writer = runfile.Writer(path)
-    writer.checkpoint([_record(0)], _state(0))
-    writer.checkpoint([_record(1)], _state(1))
-    reader = subprocess.Popen(
-        [sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        opened = json.loads(reader.stdout.readline())
-        for g in range(2, 6):
-            writer.checkpoint([_record(g)], _state(g))
-        later, _ = reader.communicate("\n", timeout=60)
-    finally:
-        reader.kill()
-    assert json.loads(later) == opened == {"generations": ["000000", "000001"], "next": 2,
-                                           "x": _record(1).parameters.tolist()}
+    _read_across_checkpoints(path)
     assert _contents(path)[1]["next_generation"] == 6 and len(_contents(path)[2]) == 6
 
 
