@@ -383,8 +383,11 @@ def test_jobs_requeue_themselves_until_the_run_is_finished(tmp_path, slurm, refe
         assert any("got SIGUSR1, passing it on" in start and "requeued job" in start
                    for start in starts[1:-1]), context
         assert_same_results(job.directory / "run.h5", reference(generations))
-        if job.first == "USR1":  # nothing completed ran twice
-            assert calls(job.directory) == total, context
-        else:  # only what the crash cut short ran again
-            assert total <= calls(job.directory) <= total + RANKS, context
+        # only what a crash cut short ran again: at most one evaluation per rank and crash.
+        # Besides the test's own kill, SLURM itself once (in CI) cancelled a requeued job's new
+        # step 2 s after it started, most likely with the stop meant for the step of the start
+        # before, which has the same job and step ids; the job script counted a crash and
+        # requeued, as it should, and the evaluations in flight ran again
+        crashes = sum(bool(re.search(r"hpcopt exited with status (?!0\b|3\b)\d+", start)) for start in starts)
+        assert total <= calls(job.directory) <= total + RANKS * crashes, context
         assert not os.path.exists(job.directory / "run.h5.crashes"), context

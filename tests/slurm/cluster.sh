@@ -10,7 +10,7 @@
 #
 # Clients find the cluster through SLURM_CONF=DIR/slurm.conf (start prints it). Nothing
 # outside DIR is written: own munge key and socket, own ports, own state, spool, logs
-# and pid files. The recipe is /work/shared/HPC-ENV.md's (Debian 12 packages); run as root.
+# and pid files. Debian 12's packages (slurmctld, slurmd, slurm-client, munge); run as root.
 set -euo pipefail
 
 PORT=${HPCOPT_SLURM_PORT:-16817}  # slurmctld; slurmd gets PORT+1
