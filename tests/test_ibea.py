@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from hpcopt.optimize import generators
+from hpcopt.optimize import generators, ibea
 from hpcopt.optimize.ibea import (
     IBEA,
     environmental_selection,
@@ -70,6 +70,24 @@ def test_single_precision_indicator_is_within_one_rounding():
     exact = (Fn[:, None, :] - Fn[None, :, :]).max(axis=2)
     error = np.abs(indicator_matrix(F) - exact).max()
     assert 0 < error <= 2.0 ** -23
+
+
+@pytest.mark.parametrize("n", [5, 64, 65, 300])  # one block, exactly one, two, several threads
+def test_indicator_blocks_give_the_whole_matrix_bit_for_bit(n):
+    # Only the blocks on and right of the diagonal are computed; the rest is their
+    # negated minimum. Same bits (zeros not negative) as every pair computed on its own.
+    rng = np.random.default_rng(n)
+    F = rng.random((n, 6))
+    F[::3] = F[0]  # equal rows: differences exactly 0
+    low, span = F.min(axis=0), F.max(axis=0) - F.min(axis=0)
+    Fn = ((F - low) / span).astype(np.float32)
+    exact = (Fn[:, None, :] - Fn[None, :, :]).max(axis=2)
+    I = indicator_matrix(F)
+    assert I.tobytes() == exact.astype(np.float64).tobytes()
+    assert not np.signbit(I[I == 0]).any()
+    losses = np.exp(exact * np.float32(-1 / 0.05))
+    np.fill_diagonal(losses, 0)
+    assert ibea._losses(F, 0.05).tobytes() == losses.tobytes()
 
 
 def test_indicator_matrix_by_hand():

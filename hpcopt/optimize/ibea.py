@@ -35,8 +35,13 @@ def _normalised_columns(F):
 
 def _by_blocks(F, finish, dtype):
     """(n, n) array of ``dtype``: each block of rows of the indicator matrix is built in
-    single precision, then ``finish(block, out_rows)`` writes its rows of the result.
-    Blocks go to several threads."""
+    single precision, turned in place by ``finish(block)`` (None: left as it is) and
+    copied into the result.
+
+    Only the blocks on and right of the diagonal are computed: the differences
+    f_i(a) - f_i(b) of a block give I[a, b] as their maximum and, negated, I[b, a] as
+    their minimum (float subtraction is exactly antisymmetric), so each pair costs one
+    subtraction instead of two. Blocks go to several threads."""
     columns = _normalised_columns(F)
     n = len(F)
     out = np.empty((n, n), dtype=dtype)
@@ -44,12 +49,20 @@ def _by_blocks(F, finish, dtype):
     threads = _threads() if n >= _THREADS_FROM else 1
 
     def work(first):
-        rows = np.empty((_BLOCK_ROWS, n), dtype=np.float32)
-        scratch = np.empty_like(rows)
+        buffers = np.empty((4, _BLOCK_ROWS * n), dtype=np.float32)
         for start in starts[first::threads]:
-            block = rows[:min(_BLOCK_ROWS, n - start)]
-            _indicator_rows(columns, start, block, scratch[:len(block)])
-            finish(block, out[start:start + len(block)])
+            rows = min(_BLOCK_ROWS, n - start)
+            width = n - start
+            # contiguous (rows, width) arrays: numpy's loops are much slower on strided views
+            high, low, scratch = (b[:rows * width].reshape(rows, width) for b in buffers[:3])
+            below = buffers[3][:(width - rows) * rows].reshape(width - rows, rows)
+            _indicator_rows(columns, start, high, low, scratch)
+            finish(high)
+            out[start:start + rows, start:] = high
+            np.negative(low[:, rows:].T, out=below)  # I[b, a] for a in the block, b after it
+            below += np.float32(0.0)  # -0.0 to 0.0, which f_i(b) - f_i(a) gives
+            finish(below)
+            out[start + rows:, start:start + rows] = below
 
     if threads == 1:
         work(0)
@@ -59,12 +72,15 @@ def _by_blocks(F, finish, dtype):
     return out
 
 
-def _indicator_rows(columns, start, rows, scratch):
-    """rows[a, b] = max_i (f_i(start + a) - f_i(b)) from the normalised ``columns`` (m, n)."""
-    rows.fill(-np.inf)
+def _indicator_rows(columns, start, high, low, scratch):
+    """high[a, c] = max_i d_i and low[a, c] = min_i d_i, d_i = f_i(start + a) - f_i(start + c),
+    from the normalised ``columns`` (m, n)."""
+    high.fill(-np.inf)
+    low.fill(np.inf)
     for f in columns:
-        np.subtract.outer(f[start:start + len(rows)], f, out=scratch)
-        np.maximum(rows, scratch, out=rows)
+        np.subtract.outer(f[start:start + len(high)], f[start:start + high.shape[1]], out=scratch)
+        np.maximum(high, scratch, out=high)
+        np.minimum(low, scratch, out=low)
 
 
 def indicator_matrix(F):
@@ -78,7 +94,7 @@ def indicator_matrix(F):
     in 10^7, far below any difference that matters to a fit) and I is exact for them up to
     one rounding. That halves the time of IBEA's dominant cost.
     """
-    return _by_blocks(F, lambda block, out: np.copyto(out, block), np.float64)
+    return _by_blocks(F, lambda block: None, np.float64)
 
 
 def _losses(F, kappa):
@@ -92,9 +108,9 @@ def _losses(F, kappa):
     error ~1e-7, below the indicator's own); sums over them are double precision.
     """
 
-    def finish(block, out):
-        np.multiply(block, np.float32(-1.0 / kappa), out=out)
-        np.exp(out, out=out)
+    def finish(block):
+        block *= np.float32(-1.0 / kappa)
+        np.exp(block, out=block)
 
     L = _by_blocks(F, finish, np.float32)
     np.fill_diagonal(L, 0.0)
@@ -122,15 +138,13 @@ def _select(F, keep, kappa):
     The survivors' fitness is what the paper's mating selection then compares.
     """
     L = _losses(F, kappa)
-    fit = -L.sum(axis=0, dtype=np.float64)
+    fit = -L.sum(axis=0, dtype=np.float64)  # the fitness; +inf once removed
     alive = np.ones(len(F), dtype=bool)
-    ranked = fit.copy()  # fit, +inf where removed
     for _ in range(len(F) - keep):
-        worst = int(np.argmin(ranked))
+        worst = int(np.argmin(fit))
         alive[worst] = False
         fit += L[worst]
-        ranked += L[worst]
-        ranked[worst] = np.inf
+        fit[worst] = np.inf
     kept = np.flatnonzero(alive)
     return kept, fit[kept]
 
