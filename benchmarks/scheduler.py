@@ -261,7 +261,7 @@ def role(result):
                else f"from {DISPATCH_ONLY_FROM} ranks")
         return f"only dispatches (--rank0 auto, {why})" + (", a cell-model run" if chunk else "")
     what = f"computes (GIL held {1000 * chunk:g} ms at a time)" if chunk else "sleeps"
-    return what + (" (--rank0 evaluate)" if result["rank0"] == "evaluate" else "")
+    return what + ("" if result["rank0"] == "auto" else f" (--rank0 {result['rank0']})")
 
 
 def outcome(result):
@@ -419,10 +419,12 @@ def notes():
         "",
         "Rank 0 *sleeps*: every rank sleeps (the targets are judged on these runs). Rank 0 *computes*: "
         "rank 0's own evaluations compute for the same time while holding Python's GIL in chunks, as a "
-        "NEURON integration does; its dispatcher thread (which hands work to the other ranks and takes their "
-        f"results) then runs only between chunks. From {DISPATCH_ONLY_FROM} ranks hpcopt's default (`--rank0 auto`) "
-        "has rank 0 "
-        "only dispatch (the efficiency then counts the rank it gives up: the greedy makespan is for all N "
+        "NEURON integration does. hpcopt runs them in a child process of rank 0, which holds its own GIL, so "
+        "that rank 0's dispatcher thread (which hands work to the other ranks and takes their results) answers "
+        "at once; with `--rank0 evaluate-in-process` they run in rank 0's own process, and the dispatcher "
+        "runs only between chunks (the runs so marked show that cost). "
+        f"From {DISPATCH_ONLY_FROM} ranks hpcopt's default (`--rank0 auto`) has rank 0 only dispatch "
+        "(the efficiency then counts the rank it gives up: the greedy makespan is for all N "
         "ranks); the run with `--rank0 evaluate` at that size shows why.",
         "",
         "Overhead per generation: generation time minus the perfect greedy makespan (dispatch latency, "
@@ -458,8 +460,12 @@ def arguments():
                         help="rank counts of the asynchronous-mode runs with rank 0 computing (default 16)")
     parser.add_argument("--rank0-forced-ranks", default="64",
                         help="rank counts of extra rank-0-computes runs with --rank0 evaluate, no target (default 64)")
+    parser.add_argument("--rank0-in-process-ranks", default="16",
+                        help="rank counts of extra rank-0-computes runs with --rank0 evaluate-in-process, no target "
+                        "(default 16)")
     args = harness.parse(parser, quick={"ranks": "4,16", "rank0_ranks": "16", "generations": 3, "async_ranks": "16",
-                                        "async_rank0_ranks": "", "rank0_forced_ranks": ""})
+                                        "async_rank0_ranks": "", "rank0_forced_ranks": "",
+                                        "rank0_in_process_ranks": ""})
     try:
         runs = runs_of(args)
     except ValueError:
@@ -484,6 +490,7 @@ def runs_of(args):
     return ([(n, 0.0, "auto", False) for n in sizes(args.ranks, strict=True)]
             + [(n, chunk, "auto", False) for n in sizes(args.rank0_ranks, strict=True, computes=True)]
             + [(n, chunk, "evaluate", False) for n in sizes(args.rank0_forced_ranks, computes=True)]
+            + [(n, chunk, "evaluate-in-process", False) for n in sizes(args.rank0_in_process_ranks, computes=True)]
             + [(n, 0.0, "auto", True) for n in sizes(args.async_ranks)]
             + [(n, chunk, "auto", True) for n in sizes(args.async_rank0_ranks, computes=True)])
 

@@ -6,11 +6,13 @@ same names) seeded by a hash of the free parameter values, so an individual alwa
 the same time, on whichever rank and in whichever run. It sleeps: a sleeping rank uses no
 CPU, so many ranks on few cores measure the scheduler, not the machine.
 
-With the frozen parameter ``rank0_chunk`` > 0, rank 0 (``PMI_RANK`` 0) does not sleep but
-computes for the same time while holding Python's GIL in chunks of ``rank0_chunk`` seconds,
+With the frozen parameter ``rank0_chunk`` > 0, rank 0's evaluations do not sleep but
+compute for the same time while holding Python's GIL in chunks of ``rank0_chunk`` seconds,
 as NEURON does while it integrates (hpcopt's chunked ``fadvance`` loop returns to Python
-between chunks): the dispatcher thread beside rank 0's own evaluation then runs only
-between chunks.
+between chunks). Rank 0's evaluations run where hpcopt runs them: in rank 0's process
+(``PMI_RANK`` 0; ``--rank0 evaluate-in-process``), whose dispatcher thread then runs only
+between chunks, or in its child process (``HPCOPT_RANK`` 0; the default), which holds its
+own GIL.
 """
 
 import hashlib
@@ -48,7 +50,7 @@ def evaluate(params):
     """Wait ``duration(params)``; the objective is the sum of the free values."""
     seconds = duration(params)
     chunk = params.get("rank0_chunk", 0.0)
-    if chunk > 0 and os.environ.get("PMI_RANK") == "0":
+    if chunk > 0 and os.environ.get("HPCOPT_RANK", os.environ.get("PMI_RANK")) == "0":
         hold_gil(seconds, chunk)
     else:
         time.sleep(seconds)

@@ -36,8 +36,11 @@ log = logging.getLogger("hpcopt")
 
 DISPATCH_ONLY_FROM = 32  # ranks; from here rank 0 only dispatches by default (--rank0 auto)
 DISPATCH_ONLY_FROM_ASYNCHRONOUS = 8  # the same in asynchronous runs
-RANK0_HELP = ("what rank 0 does besides running the optimiser: 'evaluate' (as every rank does), 'dispatch' "
-              "(only hand work out and take results, so that it answers at once), 'auto' (default: evaluate "
+RANK0_CHOICES = ("auto", "evaluate", "evaluate-in-process", "dispatch")
+RANK0_HELP = ("what rank 0 does besides running the optimiser: 'evaluate' (as every rank does, in a child process "
+              "of its own, so that rank 0 answers the other ranks at once while it simulates), "
+              "'evaluate-in-process' (the same in rank 0's own process: the other ranks may wait for a simulation "
+              "step to end), 'dispatch' (only hand work out and take results), 'auto' (default: evaluate "
               f"below {DISPATCH_ONLY_FROM} ranks ({DISPATCH_ONLY_FROM_ASYNCHRONOUS} in asynchronous runs), dispatch "
               "from there)")
 
@@ -46,7 +49,7 @@ def rank0_evaluates(choice, size, asynchronous):
     """Whether rank 0 evaluates too, for --rank0 ``choice`` on ``size`` ranks. auto: on small
     jobs only; in an asynchronous run rank 0 also tells, asks and checkpoints all along."""
     if choice != "auto":
-        return choice == "evaluate"
+        return choice in ("evaluate", "evaluate-in-process")
     return size < (DISPATCH_ONLY_FROM_ASYNCHRONOUS if asynchronous else DISPATCH_ONLY_FROM)
 
 
@@ -78,7 +81,7 @@ def _parser():
     run.add_argument("--continue", dest="continue_run", action="store_true",
                      help="if the run file exists, continue it (its config must match, the generation budget "
                           "may grow); a finished run exits 0 (for job scripts)")
-    run.add_argument("--rank0", choices=("auto", "evaluate", "dispatch"), default="auto",
+    run.add_argument("--rank0", choices=RANK0_CHOICES, default="auto",
                      help=RANK0_HELP)
     run.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     run.set_defaults(handler=_run)
@@ -90,7 +93,7 @@ def _parser():
     budget.add_argument("--evaluations", type=int,
                         help="new total number of evaluations (the run stops after the generation in which it is "
                              "reached; asynchronous runs: once that many are told)")
-    resume.add_argument("--rank0", choices=("auto", "evaluate", "dispatch"), default="auto",
+    resume.add_argument("--rank0", choices=RANK0_CHOICES, default="auto",
                         help=RANK0_HELP)
     resume.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     resume.set_defaults(handler=_run)
@@ -210,7 +213,7 @@ def _run(args):
         prepared = _prepare(args, comm)
         if prepared is None:
             return EXIT_USAGE
-        path, config, problem, evaluate, resume = prepared
+        path, config, problem, evaluate, resume, spec = prepared
         if getattr(config.problem, "ignored", ""):
             log.info("ignored (kept by BluePyOpt for Arbor, not used with NEURON): %s", config.problem.ignored)
         if rank != 0:
@@ -223,6 +226,8 @@ def _run(args):
             executor = SerialExecutor(evaluate)
         else:
             evaluates = rank0_evaluates(args.rank0, comm.Get_size(), config.optimizer.asynchronous)
+            if evaluates and args.rank0 != "evaluate-in-process" and config.evaluation.timeout is None:
+                evaluate = _in_a_child(problem, spec, evaluate)
             executor = mpi.MPIExecutor(comm, evaluate, rank0_evaluates=evaluates)
         if not resume:
             loop.start(path, config, problem, _versions(mpi, problem))
@@ -288,13 +293,14 @@ def _prepare(args, comm):
     if _together(comm, lambda: problem.prepare() if rank == 0 else True, root_only=True) is None:
         return None
     timeout = config.evaluation.timeout
+    spec = {"config": raw, "source": name, "base_dir": base}  # what a child process builds the problem from
 
     def evaluator():
         if timeout is None:
             return problem.evaluator(comm)
         from .problem.deadline import Deadline
 
-        return Deadline(problem, {"config": raw, "source": name, "base_dir": base}, timeout)
+        return Deadline(problem, spec, timeout, rank=rank)
 
     evaluate = _together(comm, evaluator)
     if evaluate is None:
@@ -303,7 +309,25 @@ def _prepare(args, comm):
     if _together(comm, lambda: _lock(path, fresh=not resume and not args.overwrite) if rank == 0 else True,
                  root_only=True) is None:
         return None
-    return path, config, problem, evaluate, resume
+    return path, config, problem, evaluate, resume, spec
+
+
+def _in_a_child(problem, spec, evaluate):
+    """Rank 0's evaluations in a child process of its own (problem.deadline, without a
+    deadline): a simulation in rank 0's process holds the GIL for a whole integration
+    chunk, and the thread that answers the other ranks waits for it (a rank that
+    finished waits too). The child builds the same problem without MPI and gives the
+    same bits. If it cannot be built, rank 0 evaluates in its own process, as before."""
+    from .problem.deadline import ChildError, Deadline
+
+    try:
+        child = Deadline(problem, spec, None, rank=0)
+    except ChildError as err:
+        log.warning("%s; rank 0 evaluates in its own process", err)
+        return evaluate
+    log.info("rank 0 evaluates in a child process (pid %d), so that it answers the other ranks at once",
+             child.child.pid)
+    return child
 
 
 def _together(comm, step, root_only=False):

@@ -122,3 +122,11 @@ def huge_error(params):
 def nested(params):
     """Returns [[value]]: not one number per objective."""
     return [[params["x0"]]]
+
+
+def whoami(params):
+    """ZDT1-like; appends "PMI_RANK HPCOPT_RANK" ("-" where unset) to HPCOPT_TEST_LOG, so a
+    test sees which evaluations ran in a rank's child process (no PMI_RANK, HPCOPT_RANK set)."""
+    with open(os.environ["HPCOPT_TEST_LOG"], "a") as f:
+        f.write(f"{os.environ.get('PMI_RANK', '-')} {os.environ.get('HPCOPT_RANK', '-')}\n")
+    return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}

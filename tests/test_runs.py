@@ -55,6 +55,32 @@ def test_rank0_dispatch_only_gives_the_same_result(reference, tmp_path):
     assert set(ranks_used) == {1, 2}
 
 
+def test_rank0_evaluates_in_a_child_process_with_the_same_result(tmp_path):
+    """Beside other ranks, rank 0's evaluations run in its child process (which holds its own
+    GIL); --rank0 evaluate-in-process keeps them in rank 0. The same run file either way."""
+    problem = {"function": "models:whoami", "parameters": {"x0": [0, 1], "x1": [0, 1]}, "objectives": ["f1", "f2"]}
+    runs = {}
+    for choice in ("evaluate", "evaluate-in-process"):
+        directory = tmp_path / choice
+        directory.mkdir()
+        path = write_config(directory, problem=problem, optimizer=IBEA)
+        log = directory / "calls.log"
+        done = hpcopt("run", path, "-o", directory / "run.h5", "--rank0", choice, ranks=2,
+                      env={"HPCOPT_TEST_LOG": str(log)})
+        callers = log.read_text().splitlines()
+        with h5py.File(directory / "run.h5", "r") as f:
+            by_rank0 = sum(int((g["rank"][()] == 0).sum()) for g in f["generations"].values())
+        assert 0 < by_rank0 < len(callers), done.stderr
+        runs[choice] = (done.stderr, callers, by_rank0)
+    stderr, callers, by_rank0 = runs["evaluate"]
+    assert "rank 0 evaluates in a child process" in stderr
+    assert callers.count("- 0") == by_rank0 and callers.count("1 -") == len(callers) - by_rank0, callers
+    stderr, callers, by_rank0 = runs["evaluate-in-process"]
+    assert "child process" not in stderr
+    assert callers.count("0 -") == by_rank0 and callers.count("1 -") == len(callers) - by_rank0, callers
+    assert_same_results(tmp_path / "evaluate" / "run.h5", tmp_path / "evaluate-in-process" / "run.h5")
+
+
 @pytest.mark.parametrize("first, second", [(2, 3), (3, 1)])
 def test_resume_equals_uninterrupted(reference, first, second, tmp_path):
     """5 generations, then resume to 10 on another number of ranks == 10 in one go."""

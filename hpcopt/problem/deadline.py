@@ -1,5 +1,6 @@
 """Evaluations with a deadline (``evaluation.timeout``): each rank evaluates in a
-child process of its own, and replaces it when an evaluation overruns.
+child process of its own, and replaces it when an evaluation overruns. Without a
+deadline, rank 0 evaluates this way too when it also answers other ranks (cli.py).
 
 Python cannot stop a thread stuck in C code (a NEURON integration, a C extension
 blocked in a system call), so a deadline needs a process to end. The child is a new
@@ -32,15 +33,18 @@ class ChildError(HpcoptError):
 
 class Deadline:
     """(d,) physical values -> Outcome, each evaluation in a child process and at most
-    ``timeout`` seconds long.
+    ``timeout`` seconds long (None: no limit).
 
     problem: the run's Problem (penalty, objective count); spec: the JSON-able
     {"config": raw config, "source": name for messages, "base_dir": folder or None}
-    the child builds the same problem from.
+    the child builds the same problem from; rank: the MPI rank this child evaluates
+    for, which the child finds in ``HPCOPT_RANK`` (it is not part of the MPI job).
     """
 
-    def __init__(self, problem, spec, timeout):
-        self.problem, self.spec, self.timeout = problem, spec, float(timeout)
+    def __init__(self, problem, spec, timeout, rank=None):
+        self.problem, self.spec = problem, spec
+        self.timeout = None if timeout is None else float(timeout)
+        self.rank = rank
         self.child = None
         self.replaced = 0  # children ended because an evaluation overran or died
         self._start()
@@ -49,8 +53,11 @@ class Deadline:
         from_parent, to_child = os.pipe()
         from_child, to_parent = os.pipe()
         command = [sys.executable, "-m", "hpcopt.problem.deadline", str(from_parent), str(to_parent)]
+        env = _without_mpi(os.environ)
+        if self.rank is not None:
+            env["HPCOPT_RANK"] = str(self.rank)
         self.child = subprocess.Popen(command, pass_fds=(from_parent, to_parent), stdin=subprocess.DEVNULL,
-                                      env=_without_mpi(os.environ))
+                                      env=env)
         os.close(from_parent)
         os.close(to_parent)
         self.writer = os.fdopen(to_child, "w")
@@ -60,7 +67,8 @@ class Deadline:
         if answer is None or "error" in answer:
             self.close()
             why = answer["error"] if answer else f"it ended with exit status {self.child.returncode}"
-            raise ChildError(f"the process evaluating with evaluation.timeout could not build the problem: {why}")
+            who = "" if self.rank is None else f" for rank {self.rank}"
+            raise ChildError(f"the child process that evaluates{who} could not build the problem: {why}")
 
     def __call__(self, x):
         self._send({"x": [float(v) for v in x]})
