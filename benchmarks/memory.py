@@ -38,7 +38,8 @@ GROWTH_TARGET = 0.05  # largest growth / peak RSS of any rank
 
 def rank_processes(mpiexec_pid):
     """{pid: rank} of the hpcopt ranks started by mpiexec (found through /proc: they carry
-    our marker and a PMI_RANK in their environment; mpiexec's proxy has no PMI_RANK)."""
+    our marker and a PMI_RANK in their environment; mpiexec's proxy has no PMI_RANK), and
+    of the child process that evaluates for rank 0 (HPCOPT_RANK, no PMI_RANK): "0 child"."""
     ranks = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -50,9 +51,12 @@ def rank_processes(mpiexec_pid):
                 command = f.read()
         except OSError:
             continue
-        if (b"hpcopt" in command and b"PMI_RANK" in env
-                and env.get(b"HPCOPT_MEMORY_BENCH") == str(mpiexec_pid).encode()):
-            ranks[int(entry)] = int(env.get(b"PMI_RANK", b"0"))
+        if b"hpcopt" not in command or env.get(b"HPCOPT_MEMORY_BENCH") != str(mpiexec_pid).encode():
+            continue
+        if b"PMI_RANK" in env:
+            ranks[int(entry)] = env[b"PMI_RANK"].decode()
+        elif b"HPCOPT_RANK" in env:
+            ranks[int(entry)] = env[b"HPCOPT_RANK"].decode() + " child"
     return ranks
 
 
@@ -109,7 +113,7 @@ def report(run, args, samples, seconds, done):
                        "last-quarter median MiB>", "growth MiB>", "growth / peak>"),
     ]
     worst = 0.0
-    for rank in sorted(samples):
+    for rank in sorted(samples, key=lambda r: (int(r.split()[0]), r)):
         values = samples[rank]
         first, last = growth(values)
         worst = max(worst, (last - first) / max(values))
