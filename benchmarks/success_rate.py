@@ -1,0 +1,255 @@
+"""Success rate: how often a run finds the answer, hpcopt's optimisers beside BluePyOpt's.
+
+Question (issue 12): does a run with default settings find every parameter, on every seed?
+Modellers run one to three seeds per allocation, so the median best score is not enough.
+
+Problems with a known truth (each a config that hpcopt runs as it ships):
+- ``conductances``: benchmarks/scaling_problem.py, three conductances with bounds over 2-3
+  decades and the truth near their low end (a Python function, milliseconds an evaluation);
+- ``hh``: examples/hh (Neuroptimus' problem 1: gnabar, gkbar, gl of a Hodgkin-Huxley soma,
+  NEURON and eFEL; about 0.05 s an evaluation);
+- ``cell``: examples/cell (five conductances, 12 eFEL objectives; about 0.1 s an evaluation).
+(tests/data/l5pc_like, about 1 s an evaluation, would take hours at 10 seeds on two cores;
+it is not run here.)
+
+Optimisers, each at the same budget of evaluations and population:
+- hpcopt CMA-ES with its defaults (``optimizer.scale`` auto, no restarts), and with
+  ``"restarts": "ipop"`` and ``"bipop"`` where this hpcopt has them; hpcopt IBEA with its
+  defaults; all through the command line (``mpiexec -n 2 hpcopt run``);
+- BluePyOpt's ``DEAPOptimisationCMA`` (``selector_name="single_objective"``) and
+  ``IBEADEAPOptimisation`` with their defaults and ``offspring_size`` = the population,
+  calling hpcopt's own evaluation of the same config, so that only the optimisers differ.
+
+A run succeeds when its best-scoring individual (lowest sum of objectives over everything
+it evaluated within the budget) has every parameter within 1 % of the truth. Per problem
+and optimiser: the success rate, the median evaluations to success over the successful
+runs (the first count from which the best so far stays within 1 %), the best-score
+quartiles. This is a measurement: it exits 0 whatever it finds.
+
+    python benchmarks/success_rate.py                          # all problems, 10 seeds, 1,000 evaluations
+    python benchmarks/success_rate.py --problems conductances,hh --seeds 10
+    python benchmarks/success_rate.py --quick                  # conductances, 2 seeds, 96 evaluations
+"""
+
+import json
+import statistics
+import tempfile
+import warnings
+from pathlib import Path
+
+import harness
+import numpy as np
+import scaling_problem
+from cell_vs_bluepyopt import _resolve_paths
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+NAME = "success_rate"
+PACKAGES = ("hpcopt", "bluepyopt", "deap", "cma", "numpy", "neuron", "efel")
+TOLERANCE = 0.01  # relative distance to the truth of every parameter for a success
+RANKS = 2
+
+
+def problems():
+    """{name: (config with paths made absolute, truth {parameter: value}, population)}."""
+    out = {
+        "conductances": ({"problem": {"function": "scaling_problem:evaluate", "path": [str(HERE)],
+                                      "parameters": {n: list(b) for n, b in scaling_problem.BOUNDS.items()},
+                                      "objectives": scaling_problem.OBJECTIVES}},
+                         dict(scaling_problem.TRUTH), 8),
+    }
+    for name in ("hh", "cell"):
+        folder = ROOT / "examples" / name
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        _resolve_paths(config["problem"]["cell"], folder)
+        truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
+        out[name] = ({"problem": config["problem"]}, truth, config["optimizer"]["population"])
+    return out
+
+
+def parse(config):
+    """hpcopt's Problem of a benchmark config."""
+    from hpcopt import config as configuration
+    from hpcopt.problem.space import Problem
+
+    return Problem(configuration.parse({**config, "optimizer": {"algorithm": "cmaes", "population": 2,
+                                                                "generations": 1}}))
+
+
+def hpcopt_has_restarts():
+    """Whether this hpcopt knows optimizer.restarts (issue 12)."""
+    from hpcopt import config as configuration
+    from hpcopt.errors import HpcoptError
+
+    try:
+        configuration.parse({"problem": {"function": "scaling_problem:evaluate", "path": [str(HERE)],
+                                         "parameters": {"gl": [1e-5, 1e-2]}, "objectives": ["v0"]},
+                             "optimizer": {"algorithm": "cmaes", "population": 4, "evaluations": 8,
+                                           "restarts": "ipop"}})
+    except HpcoptError:
+        return False
+    return True
+
+
+def outcome(X, scores, names, truth, budget):
+    """A run's results from every point it evaluated, in order (at most ``budget``)."""
+    X, scores = X[:budget], scores[:budget]
+    target = np.array([truth[n] for n in names])
+    within = np.all(np.abs(X - target) <= TOLERANCE * np.abs(target), axis=1)
+    best_index = np.array([int(np.argmin(scores[:k + 1])) for k in range(len(scores))])
+    ok = within[best_index]  # after k + 1 evaluations, is the best so far within 1 %?
+    success = bool(len(ok) and ok[-1])
+    to_success = None
+    if success:
+        failing = np.flatnonzero(~ok)
+        to_success = int(failing[-1] + 2) if len(failing) else 1
+    return {"success": success, "to_success": to_success, "best": float(scores[best_index[-1]]),
+            "evaluations": len(scores),
+            "error": float(np.max(np.abs(X[best_index[-1]] - target) / np.abs(target)))}
+
+
+def run_hpcopt(config, truth, names, optimizer, seed, budget, workdir, stem):
+    """One hpcopt run through its command line; outcome() of it."""
+    runfile, seconds = harness.hpcopt_run({**config, "optimizer": {**optimizer, "evaluations": budget,
+                                                                     "seed": seed}},
+                                          workdir, stem, ranks=RANKS)
+    X, scores = harness.generations(runfile, "parameters", "score")
+    return {"seed": seed, "seconds": seconds, **outcome(X, scores, names, truth, budget)}
+
+
+def run_bluepyopt(problem, evaluate, truth, algorithm, population, seed, budget):
+    """One BluePyOpt run on hpcopt's evaluation; outcome() of every point it evaluated."""
+    from bluepyopt.deapext.optimisations import IBEADEAPOptimisation
+    from bluepyopt.deapext.optimisationsCMA import DEAPOptimisationCMA
+
+    points, scores = [], []
+
+    def recorded(values):
+        outcome_ = evaluate(np.asarray(values, dtype=float))
+        points.append([float(v) for v in values])
+        scores.append(float(np.sum(outcome_.objectives)))
+        return [float(v) for v in outcome_.objectives]
+
+    evaluator = harness.bluepyopt_evaluator(problem.objectives, zip(problem.names, problem.lower, problem.upper),
+                                            recorded)
+    if algorithm == "ibea":
+        optimisation = IBEADEAPOptimisation(evaluator=evaluator, offspring_size=population, seed=seed)
+    else:
+        optimisation = DEAPOptimisationCMA(evaluator=evaluator, offspring_size=population, seed=seed,
+                                           selector_name="single_objective")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        (_, seconds) = harness.timed(optimisation.run, max_ngen=-(-budget // population))
+    return {"seed": seed, "seconds": seconds,
+            **outcome(np.array(points), np.array(scores), problem.names, truth, budget)}
+
+
+def optimisers(restarts):
+    """{label: ("hpcopt", optimizer section) or ("bluepyopt", algorithm)}."""
+    out = {"hpcopt CMA-ES": ("hpcopt", {"algorithm": "cmaes"})}
+    if restarts:
+        out["hpcopt CMA-ES, IPOP"] = ("hpcopt", {"algorithm": "cmaes", "restarts": "ipop"})
+        out["hpcopt CMA-ES, BIPOP"] = ("hpcopt", {"algorithm": "cmaes", "restarts": "bipop"})
+    out["BluePyOpt CMA-ES"] = ("bluepyopt", "cmaes")
+    out["hpcopt IBEA"] = ("hpcopt", {"algorithm": "ibea"})
+    out["BluePyOpt IBEA"] = ("bluepyopt", "ibea")
+    return out
+
+
+def summary(rows):
+    done = [r["to_success"] for r in rows if r["success"]]
+    return {"successes": len(done), "runs": len(rows),
+            "median_to_success": statistics.median(done) if done else None,
+            "best": [r["best"] for r in rows]}
+
+
+def quartiles(values):
+    return " / ".join(f"{v:.3g}" for v in np.percentile(values, [25, 50, 75]))
+
+
+def report(run, results, args, restarts):
+    lines = [
+        *run.header("Success rate: hpcopt and BluePyOpt on problems with a known answer"),
+        f"- Budget: {args.budget} evaluations per run; seeds 1 to {args.seeds}; hpcopt on {RANKS} ranks "
+        "(`mpiexec -n 2 hpcopt run`), BluePyOpt in one process calling hpcopt's evaluation of the same config",
+        f"- Success: the best-scoring individual has every parameter within {100 * TOLERANCE:g} % of the truth; "
+        "evaluations to success: the first count from which the best so far stays within it (median over the "
+        "successful runs)",
+        "- hpcopt CMA-ES with its defaults (scale auto, no restarts)"
+        + ("; with IPOP and BIPOP restarts sharing the same budget" if restarts
+           else "; this hpcopt has no CMA-ES restarts yet"),
+        "",
+    ]
+    rows = []
+    for name, by_optimiser in results.items():
+        lines += [f"## {name}", "", *harness.table("optimiser", "success>", "median evaluations to success>",
+                                                   "best score quartiles (25 / 50 / 75 %)>", "median wall s>")]
+        for label, runs in by_optimiser.items():
+            s = summary(runs)
+            lines.append(harness.row(label, f"{s['successes']}/{s['runs']}",
+                                     "-" if s["median_to_success"] is None else f"{s['median_to_success']:g}",
+                                     quartiles(s["best"]), f"{harness.median(runs, 'seconds'):.1f}"))
+        lines += ["", "Per seed: evaluations to success (- when not reached), best score, largest relative error "
+                      "of the best individual.", "", *harness.table("seed>", *(f"{label}>" for label in by_optimiser))]
+        for i in range(args.seeds):
+            lines.append(harness.row(str(i + 1), *(
+                f"{r['to_success'] if r['success'] else '-'}, {r['best']:.3g}, {100 * r['error']:.2g} %"
+                for r in (by_optimiser[label][i] for label in by_optimiser))))
+        lines.append("")
+        default = summary(by_optimiser["hpcopt CMA-ES"])
+        measured = "; ".join(f"{label} {summary(runs)['successes']}/{summary(runs)['runs']}"
+                             for label, runs in by_optimiser.items())
+        rows.append(harness.target(
+            f"success rate on {name} ({args.budget} evaluations, {args.seeds} seeds; every parameter within "
+            f"{100 * TOLERANCE:g} % of the truth), hpcopt CMA-ES with default settings; the others beside",
+            "every seed", measured, default["successes"] == default["runs"]))
+    lines += [run.tail()]
+    return "\n".join(lines) + "\n", rows
+
+
+def arguments():
+    parser = harness.parser(__doc__, NAME, "conductances only, 2 seeds, 96 evaluations (CI smoke run)", seeds=10)
+    parser.add_argument("--budget", type=int, default=1000, help="evaluations per run (default 1000)")
+    parser.add_argument("--problems", default="conductances,hh,cell",
+                        help="comma-separated problems (default conductances,hh,cell)")
+    args = harness.parse(parser, quick={"seeds": 2, "budget": 96, "problems": "conductances"})
+    known = problems()
+    args.problems = [p for p in args.problems.split(",") if p]
+    unknown = [p for p in args.problems if p not in known]
+    if unknown or not args.problems:
+        parser.error(f"--problems: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
+    return args
+
+
+def main():
+    args = arguments()
+    restarts = hpcopt_has_restarts()
+    run = harness.Run(NAME, PACKAGES)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="success_bench_") as workdir:
+        for name in args.problems:
+            config, truth, population = problems()[name]
+            problem = parse(config)
+            problem.prepare()
+            evaluate = None
+            results[name] = {}
+            for label, (tool, setting) in optimisers(restarts).items():
+                runs = results[name][label] = []
+                for seed in range(1, args.seeds + 1):
+                    if tool == "hpcopt":
+                        r = run_hpcopt(config, truth, problem.names, {**setting, "population": population}, seed,
+                                       args.budget, workdir, f"{name}_{label.replace(' ', '_')}_{seed}")
+                    else:
+                        evaluate = evaluate or problem.evaluator()
+                        r = run_bluepyopt(problem, evaluate, truth, setting, population, seed, args.budget)
+                    runs.append(r)
+                    reached = f"success at {r['to_success']}" if r["success"] else "no success"
+                    harness.note(f"{name}, {label}, seed {seed}: {reached}, best {r['best']:.3g}, "
+                                 f"{r['evaluations']} evaluations, {r['seconds']:.1f} s")
+    run.stop()
+    text, rows = report(run, results, args, restarts)
+    run.finish(text, rows, args.no_write)
+
+
+if __name__ == "__main__":
+    main()
