@@ -1,5 +1,6 @@
 """Test problems whose behaviour the tests control (importable from tests/)."""
 
+import math
 import os
 import signal
 import sys
@@ -122,3 +123,12 @@ def huge_error(params):
 def nested(params):
     """Returns [[value]]: not one number per objective."""
     return [[params["x0"]]]
+
+
+def counted_rastrigin(params):
+    """Rastrigin (hpcopt.testfunctions) of a and b, appending a to the file named by
+    HPCOPT_TEST_LOG (one line per call), so tests can count evaluations across jobs."""
+    with open(os.environ["HPCOPT_TEST_LOG"], "a") as f:
+        f.write(f"{params['a']!r}\n")
+    x = (params["a"], params["b"])
+    return {"f": 10 * len(x) + sum(v * v - 10 * math.cos(2 * math.pi * v) for v in x)}
