@@ -251,3 +251,13 @@ def test_cmaes_restarts_stop_after_the_last_allowed_one():
         g.tell(ids, rastrigin(U))
     assert g.restart == 1 and g.population == 12 and "tolfun" in g.stop()
     assert CMAES.from_state(g.state()).stop() == g.stop()
+
+
+def test_cmaes_restarts_end_at_the_largest_population(monkeypatch):
+    """IPOP does not double the population past what the config allows: the run ends."""
+    monkeypatch.setattr("hpcopt.optimize.cmaes.MAX_POPULATION", 30)
+    g = CMAES(2, 6, np.random.default_rng(4), weights=np.ones(1), restarts="ipop")
+    while not g.stop():
+        ids, U = g.ask()
+        g.tell(ids, rastrigin(U))
+    assert g.restart == 2 and g.population == 24 and g.stop()["population_limit"] == 30

@@ -10,8 +10,11 @@ import sys
 import time
 
 import h5py
+import numpy as np
 import pytest
 from conftest import HERE, assert_same_results, hpcopt, mpi_sizes, mpiexec, write_config
+
+from hpcopt.store import snapshot
 
 # Rastrigin in 2-D with population 6: CMA-ES stops (tolfun) in a local minimum after
 # about 90 generations, so a budget of 1,000 evaluations sees two runs or more
@@ -50,6 +53,11 @@ def test_restarts_happen_and_are_recorded(reference):
         assert f["state"].attrs["evaluations"] == sum(sizes) >= 1000 > sum(sizes[:-1])  # one budget for all
         assert f["state"].attrs["restart"] >= runs[-1][0]
         assert json.loads(f.attrs["config"])["optimizer"]["restarts"] == strategy
+    run = snapshot.read(str(path))  # a journal's ids map to generations by the recorded sizes
+    ends = np.cumsum(sizes)
+    assert [run.generation_of(int(e) - 1) for e in ends] == list(range(len(sizes)))
+    assert [run.generation_of(int(e - n)) for e, n in zip(ends, sizes)] == list(range(len(sizes)))
+    assert run.generation_of(int(ends[-1]) + run.state["population"]) == len(sizes) + 1
     status = hpcopt("status", path).stdout
     assert f"restarts      {strategy}: " in status and "restarted at generation" in status
     assert f"budget        {sum(sizes)} of 1000 evaluations done" in status

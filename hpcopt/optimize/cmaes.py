@@ -59,6 +59,7 @@ class _Randn:
 
 
 RESTARTS = ("none", "ipop", "bipop")
+MAX_POPULATION = 100_000  # no restart past the config's largest CMA-ES population: the run ends there
 
 
 class CMAES:
@@ -164,14 +165,18 @@ class CMAES:
             reasons = {"small_regime_budget": int(0.5 * self.used["large"])}
         if not reasons:
             return
-        if 0 <= self.max_restarts <= self.restart:
+        used = {**self.used, self.regime: self.used[self.regime] + int(self._es.countevals)}
+        large = self.strategy == "ipop" or used["small"] >= used["large"]
+        if large and self.base_population * 2 ** (self.large_runs + 1) > MAX_POPULATION:
+            reasons["population_limit"] = MAX_POPULATION
+        if 0 <= self.max_restarts <= self.restart or "population_limit" in reasons:
             self._stopped = {k: float(v) if isinstance(v, (int, float, np.number)) else str(v)
                              for k, v in reasons.items()}
             return
         rng = self._es.opts["randn"].rng
-        self.used[self.regime] += int(self._es.countevals)
+        self.used = used
         sigma0 = self.sigma0
-        if self.strategy == "ipop" or self.used["small"] >= self.used["large"]:
+        if large:
             self.regime, self.large_runs = "large", self.large_runs + 1
             population = self.base_population * 2 ** self.large_runs
         else:  # the population the next large run would have, halved, to the power u^2
