@@ -372,6 +372,9 @@ def _source(args):
             value = getattr(args, key)
             if value is not None and value < 1:
                 raise ConfigError(f"--{key}", f"must be >= 1, found {value}")
+            if value is not None and key == "generations" and raw["optimizer"].get("restarts", "none") != "none":
+                raise ConfigError("--generations", "this run restarts CMA-ES, whose generations change size at each "
+                                                   "restart: give the new budget as --evaluations")
             if value is not None:  # the new budget replaces the old one, in either unit
                 raw["optimizer"] = {k: v for k, v in raw["optimizer"].items() if k not in BUDGETS}
                 raw["optimizer"][key] = value
@@ -837,10 +840,12 @@ def _validate(args):
     if getattr(config.problem, "ignored", ""):
         print(f"{args.config}: ignored (kept by BluePyOpt for Arbor, not used with NEURON): {config.problem.ignored}")
     budget = (f"{o.generations} generations" if o.budget == "generations" else
-              f"{o.evaluations} evaluations" + ("" if o.asynchronous else f" ({o.generations} generations)"))
+              f"{o.evaluations} evaluations" + ("" if o.asynchronous or o.restarts != "none" else
+                                                f" ({o.generations} generations)"))
     print(
         f"{args.config}: valid: {o.algorithm}, {problem.dimension} free parameters, "
-        f"{len(problem.objectives)} objectives, population {o.population}, {budget}; "
+        f"{len(problem.objectives)} objectives, population {o.population}, {budget}"
+        f"{', ' + _restarts_text(o) if o.algorithm == 'cmaes' else ''}; "
         f"output {config.output or 'run.h5'}"
     )
     names = [_printable(n) for n in problem.names]
@@ -849,6 +854,16 @@ def _validate(args):
     for name, bound, scale in zip(names, bounds, problem.scales):
         print(f"  {name:<{max(map(len, names))}}  {bound:<{max(map(len, bounds))}}  {scale}")
     return 0
+
+
+def _restarts_text(o):
+    """What validate says about optimizer.restarts."""
+    if o.restarts == "none":
+        return "restarts none (the run ends when CMA-ES's stopping criteria fire)"
+    limit = "as many as the budget allows" if o.max_restarts < 0 else f"at most {o.max_restarts}"
+    growth = ("each doubling the population" if o.restarts == "ipop" else
+              "runs doubling the population alternating with small-population ones")
+    return f"restarts {o.restarts} ({limit}, when CMA-ES's stopping criteria fire; {growth}, each from a random point)"
 
 
 # ---------------------------------------------------------------- status / report / export

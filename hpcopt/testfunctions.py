@@ -26,3 +26,11 @@ def rosenbrock(params):
 def sphere(params):
     """Sum of squares, one objective per parameter (for weighting tests)."""
     return {f"f_{name}": value * value for name, value in params.items()}
+
+
+def rastrigin(params):
+    """Rastrigin's function, usually on [-5.12, 5.12]^d: a local minimum at every integer
+    point, the global one 0 at x_i = 0 (CMA-ES with a small population stops in a local
+    one: a problem for restarts)."""
+    x = list(params.values())
+    return {"f": 10 * len(x) + sum(v * v - 10 * math.cos(2 * math.pi * v) for v in x)}

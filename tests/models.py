@@ -1,5 +1,6 @@
 """Test problems whose behaviour the tests control (importable from tests/)."""
 
+import math
 import os
 import signal
 import sys
@@ -130,3 +131,12 @@ def whoami(params):
     with open(os.environ["HPCOPT_TEST_LOG"], "a") as f:
         f.write(f"{os.environ.get('PMI_RANK', '-')} {os.environ.get('HPCOPT_RANK', '-')}\n")
     return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}
+
+
+def counted_rastrigin(params):
+    """Rastrigin (hpcopt.testfunctions) of a and b, appending a to the file named by
+    HPCOPT_TEST_LOG (one line per call), so tests can count evaluations across jobs."""
+    with open(os.environ["HPCOPT_TEST_LOG"], "a") as f:
+        f.write(f"{params['a']!r}\n")
+    x = (params["a"], params["b"])
+    return {"f": 10 * len(x) + sum(v * v - 10 * math.cos(2 * math.pi * v) for v in x)}

@@ -202,3 +202,62 @@ def test_cmaes_ask_transforms_the_sample_at_once_to_the_same_bits(monkeypatch, d
     for key, value in expected.items():
         if isinstance(value, np.ndarray):
             assert np.array_equal(state[key], value), key
+
+
+def rastrigin(U):
+    """Rastrigin on [-5.12, 5.12]^d: many local minima, so CMA-ES with a small population
+    stops (tolfun) in one of them and restarts."""
+    X = U * 10.24 - 5.12
+    return (10 * X.shape[1] + np.sum(X ** 2 - 10 * np.cos(2 * np.pi * X), axis=1))[:, None]
+
+
+@pytest.mark.parametrize("strategy", ["ipop", "bipop"])
+def test_cmaes_restarts_resume_exactly_in_the_middle_of_a_restart(strategy):
+    """Across restarts, a state saved at any point (also between ask and tell) continues
+    bit-identically: restart count, regime budgets, base population and rng included."""
+    g = CMAES(2, 6, np.random.default_rng(4), weights=np.ones(1), restarts=strategy)
+    populations, saved = [], None
+    while g.restart < 3:
+        ids, U = g.ask()
+        populations.append((g.restart, len(ids)))
+        if g.restart == 2 and saved is None and populations.count(populations[-1]) == 5:
+            saved = CMAES.from_state(g.state())  # mid-generation, five generations into restart 2
+        g.tell(ids, rastrigin(U))
+    assert {r for r, _ in populations} == {0, 1, 2}
+    assert dict(populations)[0] == 6 and dict(populations)[1] == 12  # the first restart is large in either
+    assert g.stop() == {} and saved.restart == 2 and saved.base_population == 6
+    ids, U = saved.pending()
+    saved.tell(ids, rastrigin(U))
+    while saved.asked < g.asked:  # replay what the original did after the save
+        ids, U = saved.ask()
+        saved.tell(ids, rastrigin(U))
+    assert saved.asked == g.asked and saved.restart == g.restart == 3 and saved.used == g.used
+    for _ in range(40):  # and on, through a restart more
+        (a_ids, A), (b_ids, B) = g.ask(), saved.ask()
+        assert np.array_equal(A, B) and np.array_equal(a_ids, b_ids)
+        g.tell(a_ids, rastrigin(A))
+        saved.tell(b_ids, rastrigin(B))
+    copy = CMAES.from_state(g.state())
+    for each in (g, copy):
+        ids, U = each.ask()
+        each.tell(ids, rastrigin(U))
+    assert np.array_equal(g.ask()[1], copy.ask()[1]) and copy.restart == g.restart
+
+
+def test_cmaes_restarts_stop_after_the_last_allowed_one():
+    g = CMAES(2, 6, np.random.default_rng(4), weights=np.ones(1), restarts="ipop", max_restarts=1)
+    while not g.stop():
+        ids, U = g.ask()
+        g.tell(ids, rastrigin(U))
+    assert g.restart == 1 and g.population == 12 and "tolfun" in g.stop()
+    assert CMAES.from_state(g.state()).stop() == g.stop()
+
+
+def test_cmaes_restarts_end_at_the_largest_population(monkeypatch):
+    """IPOP does not double the population past what the config allows: the run ends."""
+    monkeypatch.setattr("hpcopt.optimize.cmaes.MAX_POPULATION", 30)
+    g = CMAES(2, 6, np.random.default_rng(4), weights=np.ones(1), restarts="ipop")
+    while not g.stop():
+        ids, U = g.ask()
+        g.tell(ids, rastrigin(U))
+    assert g.restart == 2 and g.population == 24 and g.stop()["population_limit"] == 30

@@ -16,6 +16,7 @@ from .fields import read_json
 from .parameter import Parameter
 
 ALGORITHMS = ("cmaes", "ibea")
+RESTARTS = ("none", "ipop", "bipop")  # CMA-ES restart strategies
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,9 @@ class Optimizer:
     """The optimiser's settings. The budget is given as ``generations`` or as
     ``evaluations`` (the other is 0 when constructed) and the other is derived: a
     generational run stops after the generation in which the evaluation budget is
-    reached, an asynchronous one once that many results are told."""
+    reached, an asynchronous one once that many results are told. CMA-ES with
+    restarts takes ``evaluations`` only: its generations change size, so its
+    ``generations`` stays 0 (not known in advance)."""
 
     algorithm: str
     population: int
@@ -65,6 +68,8 @@ class Optimizer:
     eta_mutation: float = 10.0
     # CMA-ES
     sigma0: float = 0.25
+    restarts: object = "none"  # "none", "ipop" or "bipop" (or a stored {"strategy": ..., "max": ...})
+    max_restarts: int = -1  # -1: as many as the budget allows
     # asynchronous (steady-state) evaluation, IBEA only
     asynchronous: bool = False
     batch: int = 0  # results told at once; 0: max(1, population // 10)
@@ -77,7 +82,14 @@ class Optimizer:
     budget: str = field(default="", init=False)  # "generations" or "evaluations": the one given
 
     def __post_init__(self):
-        if self.generations:
+        if isinstance(self.restarts, dict):  # the stored object form
+            object.__setattr__(self, "max_restarts", int(self.restarts.get("max", -1)))
+            object.__setattr__(self, "restarts", self.restarts["strategy"])
+        if self.restarts != "none":
+            if self.generations or not self.evaluations:
+                raise ValueError("CMA-ES with restarts needs an evaluation budget (its generations vary in size)")
+            object.__setattr__(self, "budget", "evaluations")
+        elif self.generations:
             object.__setattr__(self, "budget", "generations")
             object.__setattr__(self, "evaluations", self._evaluations_in(self.generations))
         elif self.evaluations:
@@ -107,7 +119,7 @@ class Optimizer:
         (asynchronous) one per batch of ``batch_size`` results told together."""
         if self.asynchronous:
             return -(-self.evaluations // self.batch_size)
-        return self.generations
+        return self.generations  # 0 with restarts: not known in advance
 
     def resolved(self, scales=None):
         """The optimizer section with every default filled in; ``scales``: {name: scale} of
@@ -132,6 +144,9 @@ class Optimizer:
                 out.update(asynchronous=True, batch=self.batch_size)
         else:
             out.update(sigma0=self.sigma0)
+            if self.restarts != "none":  # absent otherwise: the stored config of a run without is unchanged
+                out["restarts"] = (self.restarts if self.max_restarts < 0 else
+                                   {"strategy": self.restarts, "max": self.max_restarts})
         if scales is not None:
             out["scale"] = dict(scales)
         else:
@@ -296,7 +311,7 @@ def _problem(raw, where, base_dir):
 # (population + offspring)^2 numbers, 3.2 GB at 2 x 10,000; CMA-ES keeps a few vectors per sample
 MAX_POPULATION = {"ibea": 10_000, "cmaes": 100_000}
 _IBEA_KEYS = ("offspring", "kappa", "eta_crossover", "eta_mutation", "asynchronous", "batch")
-_CMAES_KEYS = ("sigma0",)
+_CMAES_KEYS = ("sigma0", "restarts")
 
 
 def _optimizer(raw, where, problem):
@@ -351,7 +366,28 @@ def _optimizer(raw, where, problem):
         kwargs["sigma0"] = fields.number(table, where, "sigma0", above=0)
         if kwargs["sigma0"] > 1:
             raise where.error("sigma0", f"is in unit-cube coordinates and must be <= 1, found {kwargs['sigma0']}")
+    if "restarts" in table:
+        kwargs["restarts"], kwargs["max_restarts"] = _restarts(table["restarts"], where)
+        if kwargs["restarts"] != "none" and "generations" in table:
+            raise where.error("generations", "CMA-ES with restarts changes its population at each restart, so "
+                                             "generations vary in size: give the budget as evaluations")
     return Optimizer(**kwargs)
+
+
+def _restarts(raw, where):
+    """(strategy, max restarts or -1) of ``restarts``: a name, or {"strategy": name, "max": n}."""
+    if isinstance(raw, dict):
+        table = fields.table(raw, where / "restarts", required=("strategy",), optional=("max",))
+        strategy = table["strategy"]
+        limit = fields.number(table, where / "restarts", "max", minimum=0, integer=True) if "max" in table else -1
+        where = where / "restarts"
+        key = "strategy"
+    else:
+        strategy, limit, key = raw, -1, "restarts"
+    if strategy not in RESTARTS:
+        raise where.error(key, f"expected one of {', '.join(RESTARTS)} (or {{\"strategy\": ..., \"max\": n}}), "
+                               f"found {fields.show(strategy)}")
+    return strategy, limit
 
 
 def _weights(raw, where, objectives):

@@ -5,6 +5,9 @@ when to ask, how many, and when a batch is told):
 
 - ``Generational``: ask a whole generation once nothing is outstanding; tell it once
   every result is in, in the order asked. The run depends only on its config and seed.
+- ``Restarting`` (CMA-ES with restarts): generational, but generations change size
+  at each restart, so the budget is in evaluations: no generation is asked once the
+  generator has asked that many points.
 - ``Steady`` (IBEA's ``asynchronous: true``): keep ``outstanding`` points asked, about
   the number of ranks plus a batch, so a free rank always finds work; tell results in
   batches of ``optimizer.batch`` in the order they complete.
@@ -73,12 +76,16 @@ def start(path, config, problem, versions):
 
 
 def _state(config, generator, *, next_generation, evaluations, failures, stop_reason=""):
+    restarts = {}
+    if config.optimizer.restarts != "none":  # for status: the run sampled now
+        restarts = {"restart": generator.restart, "population": generator.population}
     return {
         "algorithm": config.optimizer.algorithm,
         "next_generation": next_generation,
         "evaluations": evaluations,
         "failures": failures,
         "stop_reason": stop_reason,
+        **restarts,
         "generator": generator.state(),
     }
 
@@ -159,6 +166,54 @@ class Generational:
         log.info("gen %d/%d  evals %d  best %.6g  median %.6g  %.1f evals/s  left %s", loop.generation,
                  self.rules[0], loop.evaluations, loop.best[0], float(np.median(record.scores)), rate,
                  _duration(left))
+
+
+class Restarting(Generational):
+    """CMA-ES with restarts: a whole generation at a time, whose size changes at each
+    restart. rules: (evaluation budget,): the run ends with the generation in which
+    the generator has asked that many points."""
+
+    def __init__(self, optimizer, size):
+        self.rules = (optimizer.evaluations,)
+
+    def session(self, rules):
+        return {"evaluations": rules[0]}
+
+    def rules_of(self, event, rules):
+        return (event.get("evaluations", rules[0]),)
+
+    def ask(self, loop, rules):
+        g = loop.generator
+        if g.outstanding or g.asked >= rules[0]:
+            return None
+        loop.batch_start = time.time()
+        return g.ask()
+
+    def all_asked(self, loop, rules):
+        return loop.generator.asked >= rules[0]
+
+    def finished(self, loop, rules):
+        return loop.generator.told >= rules[0]
+
+    def reason(self, loop):
+        if loop.generator.told < self.rules[0]:
+            return "not finished"
+        return f"evaluation budget of {self.rules[0]} reached in generation {loop.generation - 1}"
+
+    def describe(self, loop):
+        o, g = loop.config.optimizer, loop.generator
+        return (f"{loop.path}: generation {loop.generation}, {g.told} of {self.rules[0]} evaluations told, "
+                f"{loop.executor.describe()}, {o.algorithm} with {o.restarts} restarts, restart {g.restart}, "
+                f"population {g.population}")
+
+    def progress(self, loop, record, first):
+        elapsed = time.perf_counter() - loop.session_start
+        g = loop.generator
+        rate = len(record.scores) / max(record.end_time - record.start_time, 1e-9)
+        left = max(self.rules[0] - g.told, 0) * elapsed / max(g.told - loop.told_at_start, 1)
+        log.info("gen %d  evals %d/%d  restart %d  pop %d  best %.6g  median %.6g  %.1f evals/s  left %s",
+                 loop.generation, g.told, self.rules[0], record.restart, len(record.scores), loop.best[0],
+                 float(np.median(record.scores)), rate, _duration(left))
 
 
 class Steady:
@@ -248,7 +303,8 @@ class Loop:
         with runfile.RunFile(path) as run:
             state = run.state(resume=True)
             self.best = _best_so_far(run)
-        schedule = Steady if config.optimizer.asynchronous else Generational
+        schedule = (Steady if config.optimizer.asynchronous else
+                    Restarting if config.optimizer.restarts != "none" else Generational)
         self.schedule = schedule(config.optimizer, executor.size)
         self.generator = generators.restore(state["algorithm"], state["generator"])
         self.generation = state["next_generation"]  # records in the run file and in memory
@@ -417,6 +473,7 @@ class Loop:
     def _tell(self, batch, rules):
         g = self.generator
         asked_before = g.asked
+        restart = g.restart if isinstance(self.schedule, Restarting) else None  # of this batch: tell may restart
         ids = np.array([r.ident for r in batch], dtype=np.int64)
         F = np.array([r.outcome.objectives for r in batch], dtype=float)
         g.tell(ids, F)
@@ -445,6 +502,7 @@ class Loop:
             errors=[r.outcome.error for r in batch], start_time=start, end_time=max(r.time for r in batch),
             features=(np.array([r.outcome.features for r in batch], dtype=float)
                       if self.problem.features else None),
+            restart=restart,
             **self.schedule.extra(batch, g, asked_before),
         )
         if isinstance(self.schedule, Steady):

@@ -8,11 +8,23 @@ cma through its ``randn`` option; cma's ``seed`` option is set to NaN so that it
 never touches numpy's global random state. CMA-ES is single-objective: it
 minimises ``F @ weights``.
 
+Restarts (``restarts="ipop"`` or ``"bipop"``): when cma's own termination criteria
+fire (tolfun, tolx, stagnation, ...), tell() starts a new strategy at once, so that
+the next ask() samples it: from a uniformly random point of the unit cube drawn from
+the generator's own Generator. IPOP (Auger & Hansen 2005) doubles the population at
+each restart, with step size sigma0. BIPOP (Hansen 2009) alternates that regime with
+a small one, running whichever has used fewer evaluations (the first run counts as
+small, as in pycma): population floor(base * (large / 2 / base) ** (u ** 2)), with
+``large`` the population the next large run would have, and step size
+sigma0 * 10 ** (-2 v), u and v uniform; a small run also ends once it has used half
+the evaluations of the large runs so far.
+
 The state is data, not a pickle: cma's strategy object graph as JSON plus its
 arrays by name (datatree), rebuilt from the cma classes listed here only.
 """
 
 import contextlib
+import json
 import warnings
 
 import numpy as np
@@ -46,39 +58,42 @@ class _Randn:
         return self.rng.standard_normal(shape)
 
 
+RESTARTS = ("none", "ipop", "bipop")
+MAX_POPULATION = 100_000  # no restart past the config's largest CMA-ES population: the run ends there
+
+
 class CMAES:
     """CMA-ES on the unit cube.
 
     dimension: number of parameters d. population: offspring per generation
-    (cma's lambda). rng: the generator's own ``numpy.random.Generator``.
-    weights: (m,) objective weights; the scalar minimised is ``F @ weights``.
-    sigma0: initial step size in unit-cube coordinates.
+    (cma's lambda; with restarts, that of the first run). rng: the generator's own
+    ``numpy.random.Generator``. weights: (m,) objective weights; the scalar
+    minimised is ``F @ weights``. sigma0: initial step size in unit-cube
+    coordinates. restarts: "none", "ipop" or "bipop"; max_restarts: how many
+    restarts at most (-1: no limit).
     """
 
-    def __init__(self, dimension, population, rng, *, weights, sigma0=0.25):
+    def __init__(self, dimension, population, rng, *, weights, sigma0=0.25, restarts="none", max_restarts=-1):
         if dimension < 1:
             raise ValueError(f"dimension must be >= 1, got {dimension}")
         if population < 2:
             raise ValueError(f"CMA-ES needs a population of at least 2, got {population}")
         if not 0 < sigma0 <= 1:
             raise ValueError(f"sigma0 must be in (0, 1], got {sigma0}")
+        if restarts not in RESTARTS:
+            raise ValueError(f"restarts must be one of {', '.join(RESTARTS)}, got {restarts!r}")
         self.weights = np.asarray(weights, dtype=float)
-        options = {
-            "bounds": [0.0, 1.0],
-            "popsize": int(population),
-            "randn": _Randn(rng),
-            "seed": np.nan,  # leave numpy's global random state alone
-            "maxiter": np.inf,  # the run's generation budget decides, so a run can be extended
-            "verbose": -10,  # silent, and no cma_signals.in read from the working directory
-            "verb_log": 0,
-            "verb_disp": 0,
-        }
-        if dimension == 1:  # cma 4.5 raises "not yet initialized" putting a 1-D step into maxstd
-            options["maxstd"] = np.inf
-        self._es = cma.CMAEvolutionStrategy(np.full(dimension, 0.5), sigma0, options)
+        self._es = _strategy(np.full(dimension, 0.5), int(population), sigma0, _Randn(rng))
         self.population = int(population)
         self._asked = np.zeros((0, dimension))  # the generation asked and not yet told
         self._asked_count = 0
+        self.strategy, self.max_restarts = restarts, int(max_restarts)
+        self.base_population, self.sigma0 = int(population), float(sigma0)
+        self.restart = 0  # restarts made: the index of the run now sampled
+        self.regime = "small"  # BIPOP: the first run's evaluations count as the small regime's
+        self.used = {"small": 0, "large": 0}  # BIPOP: evaluations of the finished runs of each regime
+        self.large_runs = 0  # restarts in the large regime (IPOP: every restart)
+        self._stopped = {}  # the reasons of the last run, once no restart follows it
 
     @property
     def asked(self):
@@ -131,10 +146,47 @@ class CMAES:
             raise ValueError("tell(ids, F): F holds non-finite values")
         self._es.tell(list(self._asked), list(F[order] @ self.weights))
         self._asked = np.zeros((0, len(self._asked[0])))
+        if self.strategy != "none":
+            self._restart_if_stopped()
 
     def stop(self):
-        """cma's own termination reasons ({} while it goes on)."""
+        """cma's own termination reasons ({} while it goes on); with restarts, those
+        of the last run once no restart may follow it."""
+        if self.strategy != "none":
+            return dict(self._stopped)
         return {str(k): v for k, v in self._es.stop().items()}
+
+    def _restart_if_stopped(self):
+        """After a tell: a new run when cma's criteria fire (or a small BIPOP run has used
+        its share), unless the restarts are used up (stop() then says why)."""
+        reasons = {str(k): v for k, v in self._es.stop().items()}
+        if not reasons and self.regime == "small" and self.large_runs and \
+                self._es.countevals >= 0.5 * self.used["large"]:
+            reasons = {"small_regime_budget": int(0.5 * self.used["large"])}
+        if not reasons:
+            return
+        used = {**self.used, self.regime: self.used[self.regime] + int(self._es.countevals)}
+        large = self.strategy == "ipop" or used["small"] >= used["large"]
+        if large and self.base_population * 2 ** (self.large_runs + 1) > MAX_POPULATION:
+            reasons["population_limit"] = MAX_POPULATION
+        if 0 <= self.max_restarts <= self.restart or "population_limit" in reasons:
+            self._stopped = {k: float(v) if isinstance(v, (int, float, np.number)) else str(v)
+                             for k, v in reasons.items()}
+            return
+        rng = self._es.opts["randn"].rng
+        self.used = used
+        sigma0 = self.sigma0
+        if large:
+            self.regime, self.large_runs = "large", self.large_runs + 1
+            population = self.base_population * 2 ** self.large_runs
+        else:  # the population the next large run would have, halved, to the power u^2
+            self.regime = "small"
+            population = int(np.floor(self.base_population * 2.0 ** (self.large_runs * rng.random() ** 2)))
+            sigma0 = self.sigma0 * 10.0 ** (-2 * rng.random())
+        x0 = rng.random(len(self._es.mean))
+        self._es = _strategy(x0, max(2, population), sigma0, self._es.opts["randn"])
+        self.population = max(2, population)
+        self.restart += 1
 
     @property
     def mean(self):
@@ -153,6 +205,12 @@ class CMAES:
             "cma_version": cma.__version__,
             "population": self.population,
             "asked_count": self._asked_count,
+            **({} if self.strategy == "none" else {
+                "restarts": self.strategy, "max_restarts": self.max_restarts, "base_population": self.base_population,
+                "sigma0": self.sigma0, "restart": self.restart, "regime": self.regime,
+                "used_small": self.used["small"], "used_large": self.used["large"], "large_runs": self.large_runs,
+                "stopped": json.dumps(self._stopped),
+            }),
         }
 
     @classmethod
@@ -177,7 +235,35 @@ class CMAES:
         self.weights = np.array(state["weights"], dtype=float)
         self.population = int(state["population"])
         self._asked_count = int(state["asked_count"])
+        self.strategy = str(state.get("restarts", "none"))
+        if self.strategy not in RESTARTS:
+            raise ValueError(f"its CMA-ES state names an unknown restart strategy {self.strategy!r}")
+        self.max_restarts = int(state.get("max_restarts", -1))
+        self.base_population = int(state.get("base_population", self.population))
+        self.sigma0 = float(state.get("sigma0", 0.0))
+        self.restart = int(state.get("restart", 0))
+        self.regime = str(state.get("regime", "small"))
+        self.used = {"small": int(state.get("used_small", 0)), "large": int(state.get("used_large", 0))}
+        self.large_runs = int(state.get("large_runs", 0))
+        self._stopped = json.loads(state.get("stopped", "{}"))
         return self
+
+
+def _strategy(x0, population, sigma0, randn):
+    """A new cma strategy on the unit cube from x0 (d,), drawing through ``randn``."""
+    options = {
+        "bounds": [0.0, 1.0],
+        "popsize": int(population),
+        "randn": randn,
+        "seed": np.nan,  # leave numpy's global random state alone
+        "maxiter": np.inf,  # the run's budget decides, so a run can be extended
+        "verbose": -10,  # silent, and no cma_signals.in read from the working directory
+        "verb_log": 0,
+        "verb_disp": 0,
+    }
+    if len(x0) == 1:  # cma 4.5 raises "not yet initialized" putting a 1-D step into maxstd
+        options["maxstd"] = np.inf
+    return cma.CMAEvolutionStrategy(np.asarray(x0, dtype=float), sigma0, options)
 
 
 @contextlib.contextmanager

@@ -55,6 +55,8 @@ def create(optimizer, dimension, n_objectives):
             rng,
             weights=optimizer.weights or (1.0,) * n_objectives,
             sigma0=optimizer.sigma0,
+            restarts=optimizer.restarts,
+            max_restarts=optimizer.max_restarts,
         )
     raise ValueError(f"unknown algorithm {optimizer.algorithm!r}; known: {', '.join(ALGORITHMS)}")
 

@@ -183,7 +183,7 @@ def group_scores(run, F, groups):
 
 def convergence(run, groups):
     """Best and median score against evaluations; the lowest score per group; for
-    CMA-ES each generation's sample spread (its step size). Resumes are marked."""
+    CMA-ES each generation's sample spread (its step size). Resumes and restarts are marked."""
     rows = runstatus.progress(run)
     evaluations = np.array([r[1] for r in rows])
     best, gen_best, median = (np.array([r[k] for r in rows]) for k in (2, 3, 4))
@@ -223,6 +223,8 @@ def _convergence_axes(ax, run, ylabel, title, ncol=1):
     ends = np.cumsum([len(g.scores) for g in run.generations])
     for n, k in enumerate(fit.resumes(run)):
         ax.axvline(ends[k - 1], color="#d62728", ls="--", lw=1, label="resumed" if n == 0 else None)
+    for n, k in enumerate(runstatus.restart_starts(run)[1:]):  # CMA-ES with restarts
+        ax.axvline(ends[k - 1], color="#9467bd", ls=":", lw=1, label="CMA-ES restarted" if n == 0 else None)
     ax.set_xlabel("evaluations")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -249,6 +251,10 @@ def _convergence_caption(run, groups):
         text += (f" Dashed red: the run was resumed before generation{'s' * (len(resumed) > 1)} "
                  f"{', '.join(map(str, resumed))} (a generation started more than {fit.RESUME_GAP:g} s after the "
                  "previous one ended).")
+    restarted = runstatus.restart_starts(run)[1:]
+    if restarted:
+        text += (f" Dotted purple: CMA-ES restarted ({run.restarts}) before generation{'s' * (len(restarted) > 1)} "
+                 f"{', '.join(map(str, restarted))}, from a random point with a new population.")
     return text
 
 

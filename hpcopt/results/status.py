@@ -96,7 +96,9 @@ def text(run, rows=10):
     done = len(run.generations)
     lines = [f"{run.path}: {o['algorithm']}, population {o['population']}, "
              f"{len(run.parameter_names)} free parameters, {len(run.objective_names)} objectives ({kind})"]
+    restarting = run.restarts != "none"
     budget = (f"evaluation budget of {run.evaluations_budget} met" if run.asynchronous
+              else f"evaluation budget of {o['evaluations']} reached in generation {done - 1}" if restarting
               else f"evaluation budget of {o['evaluations']} reached in generation {run.budget - 1}"
               if "evaluations" in o else f"generation budget of {run.budget} met")
     state = f"finished: {run.state.get('stop_reason') or budget}" if run.finished else "not finished"
@@ -104,6 +106,11 @@ def text(run, rows=10):
         told = run.state.get("evaluations", 0)
         lines.append(f"asynchronous  {told} of {run.evaluations_budget} evaluations told "
                      f"({100 * told / run.evaluations_budget:.0f} %) in {done} batches of {o['batch']}; {state}")
+    elif restarting:
+        told = run.state.get("evaluations", 0)
+        lines.append(f"budget        {told} of {run.evaluations_budget} evaluations done "
+                     f"({100 * told / run.evaluations_budget:.0f} %) in {done} generations; {state}")
+        lines.append(restarts_line(run))
     else:
         lines.append(f"generations   {done} of {run.budget} done ({100 * done / run.budget:.0f} %); {state}")
     status = np.concatenate([g.status for g in run.generations]) if run.generations else np.zeros(0, int)
@@ -118,7 +125,10 @@ def text(run, rows=10):
                      f"{100 * utilisation:.0f} % ({ranks} rank{'s' * (ranks != 1)} seen evaluating)")
         first, last = run.generations[0].start_time, run.generations[-1].end_time
         left = ""
-        if not run.finished:
+        if not run.finished and restarting:
+            remaining = run.evaluations_budget - run.state.get("evaluations", 0)
+            left = f"; about {_duration(remaining / max(rate, 1e-9))} left ({remaining} evaluations at {rate:.3g}/s)"
+        elif not run.finished:
             remaining = run.budget - done
             left = f"; about {_duration(remaining * per_generation)} left ({remaining} {run.unit} at " \
                    f"{per_generation:.3g} s)"
@@ -148,17 +158,36 @@ def text(run, rows=10):
     return "\n".join(lines)
 
 
+def restarts_line(run):
+    """How many restarts a run with restarts has made, and where each began."""
+    starts = restart_starts(run)
+    limit = run.config["optimizer"]["restarts"]
+    strategy = limit if isinstance(limit, str) else f"{limit['strategy']}, at most {limit['max']}"
+    where = ", ".join(map(str, starts[1:11])) + (", ..." if len(starts) > 11 else "")
+    return (f"restarts      {strategy}: {run.state.get('restart', 0)} so far, population now "
+            f"{run.state.get('population', run.config['optimizer']['population'])}"
+            + (f" (restarted at generation{'s' * (len(starts) > 2)} {where})" if len(starts) > 1 else ""))
+
+
+def restart_starts(run):
+    """The generations where each restart's run began (the first: 0), from the records."""
+    return [g.index for k, g in enumerate(run.generations)
+            if g.restart is not None and (k == 0 or g.restart != run.generations[k - 1].restart)]
+
+
 def _table(run, rows):
     table = progress(run)
     picked = sorted(set(np.linspace(0, len(table) - 1, min(rows, len(table))).round().astype(int)))
     unit = "batch" if run.asynchronous else "gen"
+    restarting = run.restarts != "none"
     header = f"{'batch' if run.asynchronous else 'generation':>10} {'evaluations':>11} {'best so far':>12} " \
              f"{unit + ' best':>12} {unit + ' median':>12} " \
-             f"{'failed':>6}"
+             f"{'failed':>6}" + (f" {'restart':>7} {'pop':>6}" if restarting else "")
     out = [header]
     for i in picked:
         g, total, best, gbest, median, failed = table[i]
-        out.append(f"{g:>10} {total:>11} {best:>12.6g} {gbest:>12.6g} {median:>12.6g} {failed:>6}")
+        extra = f" {run.generations[i].restart:>7} {len(run.generations[i].scores):>6}" if restarting else ""
+        out.append(f"{g:>10} {total:>11} {best:>12.6g} {gbest:>12.6g} {median:>12.6g} {failed:>6}{extra}")
     return "\n".join(out)
 
 

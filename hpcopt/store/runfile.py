@@ -64,6 +64,8 @@ class Generation:
     ids: np.ndarray = None
     finished: np.ndarray = None
     asked: tuple = None
+    # CMA-ES with restarts: the run (0 the first, then one per restart) that sampled this generation
+    restart: int = None
 
 
 def generation_name(index):
@@ -393,6 +395,8 @@ def _write_generation(group, g):
         group["id"] = np.asarray(g.ids, dtype=np.int64)
         group["finished_time"] = np.asarray(g.finished, dtype=np.float64)
         group.attrs["asked_before"], group.attrs["asked_after"] = (int(v) for v in g.asked)
+    if g.restart is not None:
+        group.attrs["restart"], group.attrs["population"] = int(g.restart), len(g.scores)
 
 
 def _write_state(f, state):
@@ -620,6 +624,7 @@ class RunFile:
             ids=group["id"][()] if "id" in group else None,
             finished=group["finished_time"][()] if "id" in group else None,
             asked=(int(group.attrs["asked_before"]), int(group.attrs["asked_after"])) if "id" in group else None,
+            restart=int(group.attrs["restart"]) if "restart" in group.attrs else None,
         )
 
     def _record(self, index):

@@ -57,6 +57,7 @@ class Run:
     upper: np.ndarray
     journal: list = field(default_factory=list)
     read_at: float = 0.0
+    _ends: np.ndarray = field(default=None, repr=False, compare=False)  # generation_of's cumulative sizes
 
     @property
     def parameter_names(self):
@@ -95,8 +96,14 @@ class Run:
 
     @property
     def budget(self):
-        """Records of the finished run: generations, or batches (asynchronous runs)."""
+        """Records of the finished run: generations, or batches (asynchronous runs); 0 with
+        restarts (generations change size: the budget is ``evaluations_budget``)."""
         return self.optimizer.records
+
+    @property
+    def restarts(self):
+        """CMA-ES's restart strategy: "none", "ipop" or "bipop"."""
+        return self.optimizer.restarts
 
     @property
     def weights(self):
@@ -111,24 +118,37 @@ class Run:
 
     @property
     def finished(self):
-        if self.asynchronous:
+        if self.asynchronous or self.restarts != "none":
             return bool(self.state.get("stop_reason")) or self.state.get("evaluations", 0) >= self.evaluations_budget
         return bool(self.state.get("stop_reason")) or self.state.get("next_generation", 0) >= self.budget
 
     def generation_size(self, index):
-        """How many individuals generation ``index`` evaluates (IBEA: population, then offspring)."""
+        """How many individuals generation ``index`` evaluates: as recorded, for a stored
+        one; else per the config (IBEA: population, then offspring), or with restarts the
+        population of the run the checkpoint was sampling."""
+        if 0 <= index < len(self.generations):
+            return len(self.generations[index].scores)
         optimizer = self.config["optimizer"]
+        if self.restarts != "none":
+            return int(self.state.get("population") or optimizer["population"])
         if optimizer["algorithm"] == "ibea" and index > 0:
             return int(optimizer.get("offspring") or optimizer["population"])
         return int(optimizer["population"])
 
     def generation_of(self, ident):
         """The generation of a generational run whose individuals include id ``ident``
-        (ids count the points asked over the run)."""
-        first = self.generation_size(0)
-        if ident < first:
-            return 0
-        return 1 + (ident - first) // self.generation_size(1)
+        (ids count the points asked over the run): by the recorded sizes, then by
+        generation_size past the stored generations."""
+        if self._ends is None or len(self._ends) != len(self.generations):
+            self._ends = np.cumsum([len(g.scores) for g in self.generations], dtype=np.int64)
+        stored = int(np.searchsorted(self._ends, ident, side="right"))
+        if stored < len(self.generations):
+            return stored
+        left = ident - (int(self._ends[-1]) if len(self._ends) else 0)
+        first = self.generation_size(stored)
+        if left < first:
+            return stored
+        return stored + 1 + (left - first) // self.generation_size(stored + 1)
 
     def table(self):
         """All evaluations as one Table, in generation and row order."""
