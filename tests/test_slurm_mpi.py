@@ -38,7 +38,8 @@ SETTINGS = {
     "openmpi": {"script": "hpcopt-mpirun.sbatch", "launch": 'LAUNCH=(mpirun.openmpi -n "$SLURM_NTASKS")',
                 "first": "B:USR1", "library": "Open MPI v4.", "loads": "/usr/lib/x86_64-linux-gnu/libmpi.so.40"},
 }[FAMILY]
-# more ranks than this machine's cores: without --overcommit the job waits for a second node
+# 3 ranks may be more than the node's cores (2 here): without --overcommit such a job waits
+# for a second node that never comes
 OPTIONS = ("--overcommit",)
 # Open MPI's mpirun refuses to run as root unless told twice
 ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"} if os.geteuid() == 0 else {}
