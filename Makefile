@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NP     ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser run example-l5pc example-stp example-stdp test test-unit test-N test-slurm test-mpi-matrix bench bench-quick lint clean
+.PHONY: install browser run example-l5pc example-stp example-stdp test test-unit test-N test-slurm test-mpi-matrix test-slurm-matrix bench bench-quick lint clean
 
 install: $(STAMP)
 
@@ -112,6 +112,21 @@ test-mpi-%: .venv-%/.installed
 	$($*_MPIEXEC) -n 2 .venv-$*/bin/python tests/mpi_check.py
 	HPCOPT_MPIEXEC="$($*_MPIEXEC)" HPCOPT_TEST_RANKS=2,3 .venv-$*/bin/python -m pytest -q -p no:cacheprovider \
 	  $(MPI_MATRIX_TESTS) $(addprefix --deselect ,$($*_DESELECT))
+
+# The MPI matrix under SLURM (tests/test_slurm_mpi.py): each family's venv in 3-task jobs of the
+# repository's job scripts on a fresh one-node cluster (as test-slurm): MPICH's ranks started by
+# hpcopt.sbatch's srun --mpi=pmi2, Open MPI's by its mpirun inside the allocation; NEURON's
+# world beside mpi4py's, a run, and a run stopped by SIGUSR1 that requeues itself, against a run
+# under the family's mpiexec; srun without PMI refused
+test-slurm-matrix:
+	$(MAKE) -j2 $(MPI_FAMILIES:%=.venv-%/.installed)
+	$(MAKE) $(MPI_FAMILIES:%=test-slurm-mpi-%)
+
+# One family: make test-slurm-mpi-mpich
+test-slurm-mpi-%: .venv-%/.installed
+	tests/slurm/cluster.sh install
+	HPCOPT_MPI_FAMILY=$* HPCOPT_MPIEXEC="$($*_MPIEXEC)" tests/slurm/cluster.sh run \
+	  .venv-$*/bin/python -m pytest -q -p no:cacheprovider tests/test_slurm_mpi.py
 
 .PRECIOUS: .venv-%/.installed
 # Both venvs build at once (mpi4py's compile takes minutes): apt-get waits for the other's

@@ -89,3 +89,22 @@ def assert_same_results(a, b):
     for name in ga:
         for dataset in RESULT_DATASETS:
             assert np.array_equal(ga[name][dataset], gb[name][dataset]), (name, dataset)
+
+
+# The SLURM tests' fixtures (tests/slurm_jobs.py, imported here only when used: it imports this file)
+
+
+@pytest.fixture
+def slurm():
+    """A SLURM cluster answers (else skipped, or failed under tests/slurm/cluster.sh run)."""
+    import slurm_jobs
+
+    slurm_jobs.require_cluster()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """reference(generations): the run file of the job scripts' test problem, uninterrupted."""
+    import slurm_jobs
+
+    return slurm_jobs.references(tmp_path_factory)
