@@ -27,7 +27,7 @@ runs (the first count from which the best so far stays within 1 %), the best-sco
 quartiles. This is a measurement: it exits 0 whatever it finds.
 
     python benchmarks/success_rate.py                          # all problems, 10 seeds, 1,000 evaluations
-    python benchmarks/success_rate.py --problems conductances,hh --seeds 10
+    python benchmarks/success_rate.py --problems conductances,hh --cell-seeds 3   # hh on 3 seeds only
     python benchmarks/success_rate.py --quick                  # conductances, 2 seeds, 96 evaluations
 """
 
@@ -156,6 +156,11 @@ def optimisers(restarts):
     return out
 
 
+def seeds(args, name):
+    """How many seeds the problem ``name`` gets."""
+    return args.seeds if name == "conductances" else args.cell_seeds
+
+
 def summary(rows):
     done = [r["to_success"] for r in rows if r["success"]]
     return {"successes": len(done), "runs": len(rows),
@@ -170,7 +175,8 @@ def quartiles(values):
 def report(run, results, args, restarts):
     lines = [
         *run.header("Success rate: hpcopt and BluePyOpt on problems with a known answer"),
-        f"- Budget: {args.budget} evaluations per run; seeds 1 to {args.seeds}; hpcopt on {RANKS} ranks "
+        f"- Budget: {args.budget} evaluations per run; seeds 1 to {args.seeds} (hh and cell: 1 to "
+        f"{args.cell_seeds}); hpcopt on {RANKS} ranks "
         "(`mpiexec -n 2 hpcopt run`), BluePyOpt in one process calling hpcopt's evaluation of the same config",
         f"- Success: the best-scoring individual has every parameter within {100 * TOLERANCE:g} % of the truth; "
         "evaluations to success: the first count from which the best so far stays within it (median over the "
@@ -191,7 +197,7 @@ def report(run, results, args, restarts):
                                      quartiles(s["best"]), f"{harness.median(runs, 'seconds'):.1f}"))
         lines += ["", "Per seed: evaluations to success (- when not reached), best score, largest relative error "
                       "of the best individual.", "", *harness.table("seed>", *(f"{label}>" for label in by_optimiser))]
-        for i in range(args.seeds):
+        for i in range(seeds(args, name)):
             lines.append(harness.row(str(i + 1), *(
                 f"{r['to_success'] if r['success'] else '-'}, {r['best']:.3g}, {100 * r['error']:.2g} %"
                 for r in (by_optimiser[label][i] for label in by_optimiser))))
@@ -200,7 +206,7 @@ def report(run, results, args, restarts):
         measured = "; ".join(f"{label} {summary(runs)['successes']}/{summary(runs)['runs']}"
                              for label, runs in by_optimiser.items())
         rows.append(harness.target(
-            f"success rate on {name} ({args.budget} evaluations, {args.seeds} seeds; every parameter within "
+            f"success rate on {name} ({args.budget} evaluations, {seeds(args, name)} seeds; every parameter within "
             f"{100 * TOLERANCE:g} % of the truth), hpcopt CMA-ES with default settings; the others beside",
             "every seed", measured, default["successes"] == default["runs"]))
     lines += [run.tail()]
@@ -212,9 +218,13 @@ def arguments():
     parser.add_argument("--budget", type=int, default=1000, help="evaluations per run (default 1000)")
     parser.add_argument("--problems", default="conductances,hh,cell",
                         help="comma-separated problems (default conductances,hh,cell)")
+    parser.add_argument("--cell-seeds", type=int,
+                        help="seeds of the NEURON problems hh and cell (default: --seeds; 0.05-0.1 s an evaluation)")
     args = harness.parse(parser, quick={"seeds": 2, "budget": 96, "problems": "conductances"})
     known = problems()
     args.problems = [p for p in args.problems.split(",") if p]
+    if args.quick or args.cell_seeds is None:
+        args.cell_seeds = args.seeds
     unknown = [p for p in args.problems if p not in known]
     if unknown or not args.problems:
         parser.error(f"--problems: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
@@ -235,7 +245,7 @@ def main():
             results[name] = {}
             for label, (tool, setting) in optimisers(restarts).items():
                 runs = results[name][label] = []
-                for seed in range(1, args.seeds + 1):
+                for seed in range(1, seeds(args, name) + 1):
                     if tool == "hpcopt":
                         r = run_hpcopt(config, truth, problem.names, {**setting, "population": population}, seed,
                                        args.budget, workdir, f"{name}_{label.replace(' ', '_')}_{seed}")
