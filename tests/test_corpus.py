@@ -198,7 +198,8 @@ def evaluator(notebook_path, log):
 def test_protocols_run_in_the_ranks_own_process(tmp_path):
     """BluePyOpt forks a child per protocol by default; a forked MPI process can take its
     parent's messages (ExpSyn's NetCon made NEURON call MPI there, and 2-rank runs hung now
-    and then): under hpcopt run, every protocol runs in the process of a rank."""
+    and then): under hpcopt run, every protocol runs in the process of a rank, or in the child
+    process that evaluates for rank 0, which builds the evaluator too and does as a rank."""
     folder = corpus.copy("expsyn", tmp_path)
     (tmp_path / "probe.py").write_text(PROBE)
     log = tmp_path / "pids.txt"

@@ -84,16 +84,19 @@ class EvaluatorRoute:
     where they are not the same ones.
     """
 
-    def __init__(self, problem, spec, comm=None):
+    def __init__(self, problem, spec, comm=None, for_a_rank=None):
         self.problem = problem
         self.evaluator = built(spec)
         if "neuron" in sys.modules or spec.mod_dir:
             session.neuron(comm)
             self._own_mechanisms()
-        if comm is not None and getattr(self.evaluator, "isolate_protocols", False) is not False:
+        if for_a_rank is None:
+            for_a_rank = comm is not None
+        if for_a_rank and getattr(self.evaluator, "isolate_protocols", False) is not False:
             # BluePyOpt runs each protocol in a forked child by default; a forked MPI process
             # that makes an MPI call (NEURON does, for a NetCon) takes messages meant for its
-            # parent, and the job hangs. The simulations are the same in the rank itself.
+            # parent, and the job hangs. The simulations are the same in the rank itself, and
+            # in the child process that evaluates for a rank, which does as the rank would.
             self.evaluator.isolate_protocols = False
         if spec.mod_dir:
             mechanisms.load(spec.mod_dir)

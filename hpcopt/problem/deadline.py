@@ -158,7 +158,7 @@ def _serve(read_fd, write_fd):
     spec = json.loads(reader.readline())
     try:
         config = configuration.parse(spec["config"], source=spec["source"], base_dir=spec["base_dir"])
-        evaluate = Problem(config).evaluator(None)
+        evaluate = Problem(config).evaluator(None, for_a_rank=True)
     except HpcoptError as err:
         answer({"error": str(err)})
         return

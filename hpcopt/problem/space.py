@@ -106,12 +106,16 @@ class Problem:
             self._naming_the_config(mechanisms.compiled, mod_dir)
         return True
 
-    def evaluator(self, comm=None):
+    def evaluator(self, comm=None, for_a_rank=None):
         """A callable (d,) physical values -> Outcome, built once per rank.
 
         comm: the MPI communicator the ranks evaluate on (None: no MPI), for
-        simulators that must agree with it (NEURON).
+        simulators that must agree with it (NEURON). for_a_rank: the evaluations are
+        a rank's (default: with a comm), also in the child process that evaluates for
+        one (problem/deadline.py): they then run as they would in the rank itself.
         """
+        if for_a_rank is None:
+            for_a_rank = comm is not None
         if self.is_cell:
             from . import cell
 
@@ -119,7 +123,7 @@ class Problem:
         if self.is_evaluator:
             from . import bluepyopt
 
-            return self._naming_the_config(bluepyopt.EvaluatorRoute, self, self.config.problem, comm)
+            return self._naming_the_config(bluepyopt.EvaluatorRoute, self, self.config.problem, comm, for_a_rank)
         return self._naming_the_config(FunctionEvaluator, self)
 
     def _naming_the_config(self, step, *args):
