@@ -15,6 +15,7 @@ half-written file. Layout: docs/runfile.md.
 import contextlib
 import fcntl
 import functools
+import io
 import json
 import os
 import re
@@ -81,19 +82,18 @@ def create(path, attrs, lower, upper, state):
     """Write a new run file: header ``attrs``, bounds, and the initial ``state``
     (generation files of an earlier run at ``path`` are removed after it)."""
 
-    def build(tmp):
-        with h5py.File(tmp, "w", track_order=True) as f:
-            for key, value in attrs.items():
-                f.attrs[key] = value
-            f.attrs["format"] = FORMAT
-            f.attrs["layout_version"] = LAYOUT_VERSION
-            problem = f.create_group("problem")
-            problem["lower"] = lower
-            problem["upper"] = upper
-            f.create_group("generations", track_order=True)
-            _write_state(f, state)
+    def fill(f):
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        f.attrs["format"] = FORMAT
+        f.attrs["layout_version"] = LAYOUT_VERSION
+        problem = f.create_group("problem")
+        problem["lower"] = lower
+        problem["upper"] = upper
+        f.create_group("generations", track_order=True)
+        _write_state(f, state)
 
-    _atomic_write(path, build)
+    _atomic_write(path, lambda tmp: _write_small(tmp, fill))
     shutil.rmtree(pieces_of(path), ignore_errors=True)
 
 
@@ -174,8 +174,7 @@ class Writer:
             _fsync(self.shadow)
         except BaseException as err:
             self._trusted = False
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.shadow)
+            _abandon(self.shadow)
             if isinstance(err, (OSError, RuntimeError)):  # a full disk or quota: HDF5 says so either way
                 raise RunFileError(f"{self.path}: cannot write the checkpoint ({_reason(err)}); the run file still "
                                    "holds the last checkpoint, intact: make room, then resume it") from None
@@ -251,17 +250,16 @@ class Writer:
                     links.update(self._write_piece(generation_name(records[0].index), lambda group: [
                         _write_generation(group.create_group(generation_name(r.index)), r) for r in records]))
 
-                def build(tmp):
-                    with h5py.File(tmp, "w", track_order=True) as f:
-                        _set_attrs(f, header)
-                        current.copy(current["problem"], f, name="problem")
-                        generations = f.create_group("generations", track_order=True)
-                        for name in sorted(links):
-                            generations[name] = h5py.ExternalLink(*links[name])
-                        _write_state(f, state)
+                def fill(f):
+                    _set_attrs(f, header)
+                    current.copy(current["problem"], f, name="problem")
+                    generations = f.create_group("generations", track_order=True)
+                    for name in sorted(links):
+                        generations[name] = h5py.ExternalLink(*links[name])
+                    _write_state(f, state)
 
                 _fsync(pieces)
-                _atomic_write(self.path, build)
+                _atomic_write(self.path, lambda tmp: _write_small(tmp, fill))
         except RunFileError as err:
             raise RunFileError(str(err).replace("; it was not changed", "; the run file still holds the last "
                                                 "checkpoint, intact: make room, then resume it")) from None
@@ -275,11 +273,9 @@ class Writer:
         folder = os.path.basename(pieces_of(self.path))
         target = os.path.join(pieces_of(self.path), f"{name}.h5")
         tmp = os.path.join(pieces_of(self.path), f".{name}.h5.tmp{os.getpid()}")
+        names = []
         try:
-            with h5py.File(tmp, "w", track_order=True) as f:
-                fill(f)
-                names = list(f)
-            _fsync(tmp)
+            _write_small(tmp, lambda f: (fill(f), names.extend(f)))
             os.replace(tmp, target)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -367,6 +363,40 @@ def _mount_of(path, mounts):
         if inside and (best is None or len(point) >= len(best[0])):
             best = (point, fields[2], set(fields[3].split(",")))
     return None if best is None else best[1:]
+
+
+def _abandon(path):
+    """Remove ``path``, a file whose writing failed. HDF5 keeps a file open when it could
+    not flush it (a full disk); h5py then reports errors as the file's objects go, and
+    the process may crash at exit when HDF5 tries again. So the file is emptied first,
+    which gives the space back, and then closed with what HDF5 still holds of it."""
+    if not os.path.exists(path):
+        return
+    with contextlib.suppress(OSError):
+        os.truncate(path, 0)
+    name = os.path.abspath(path)
+    for fid in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
+        with contextlib.suppress(Exception):
+            if os.path.abspath(fid.name.decode()) == name:
+                h5py.File(fid).close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _write_small(path, fill):
+    """Write a new HDF5 file at ``path`` (fill(h5py.File) adds its contents), fsynced.
+
+    The file is made in memory and then written with plain file I/O: a full disk then
+    fails one write() with OSError, while an HDF5 file on disk that cannot be flushed
+    stays open inside the library (h5py prints errors as its objects go, and the
+    process may crash at exit). For the small files of the split layout."""
+    image = io.BytesIO()
+    with h5py.File(image, "w", track_order=True) as f:
+        fill(f)
+    with open(path, "wb") as out:
+        out.write(image.getbuffer())
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _fsync(path):
@@ -466,8 +496,7 @@ def _atomic_write(path, build):
         _fsync(tmp)
         os.replace(tmp, path)
     except BaseException as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _abandon(tmp)
         if isinstance(err, (OSError, RuntimeError)):
             raise RunFileError(f"{path}: cannot write the run file ({_reason(err)}); it was not changed") from None
         raise
@@ -478,11 +507,11 @@ def _reason(err):
     """Why a write failed, in a few words: the OS's reason (No space left on device), where HDF5
     quotes it too ("... errno = 28, error message = 'No space left on device' ..."), else HDF5's
     first line."""
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror
     quoted = re.search(r"error message = '([^']+)'", str(err))
     if quoted:
         return quoted.group(1)
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
