@@ -15,7 +15,6 @@ half-written file. Layout: docs/runfile.md.
 import contextlib
 import fcntl
 import functools
-import io
 import json
 import os
 import re
@@ -390,11 +389,13 @@ def _write_small(path, fill):
     fails one write() with OSError, while an HDF5 file on disk that cannot be flushed
     stays open inside the library (h5py prints errors as its objects go, and the
     process may crash at exit). For the small files of the split layout."""
-    image = io.BytesIO()
-    with h5py.File(image, "w", track_order=True) as f:
+    # HDF5's core driver keeps the file in memory (not on disk: backing_store=False)
+    with h5py.File(path, "w", driver="core", backing_store=False, track_order=True) as f:
         fill(f)
+        f.flush()
+        image = f.id.get_file_image()
     with open(path, "wb") as out:
-        out.write(image.getbuffer())
+        out.write(image)
         out.flush()
         os.fsync(out.fileno())
 
