@@ -65,7 +65,11 @@ def headline(results):
             t = data["targets"][0]
             return [f"**Speed on a real model**: {t['what']}: **{t['measured']}** (target {t['target']}; "
                     f"[{data['report']}](benchmarks/results/{data['report']})). The figures for `l5pc_like` and "
-                    "`hh` below are for small models, where BluePyOpt's fixed cost per evaluation dominates.", ""]
+                    "`hh` below are for small models, where BluePyOpt's fixed cost per evaluation dominates. "
+                    "The scheduler's 16 and 64 ranks run oversubscribed on this machine's cores with evaluations "
+                    "that sleep (rank 0's compute, holding the GIL as NEURON does): they measure hpcopt's "
+                    "dispatching, not a cluster; rank0_cost measures rank 0's own seconds per generation at "
+                    "population 1,000 and sets them against an assumed 8 s generation on 1,000 ranks.", ""]
     return []
 
 
