@@ -111,14 +111,14 @@ def test_job_script_requeues_crashes_without_checkpoint_at_most_max_crashes_time
     assert (status, requeued) == (3, True) and not os.path.exists(tmp_path / "run.h5.crashes"), output
 
 
-def workstation(directory, *args, gate=None):
+def workstation(directory, *args, gate=None, stderr=subprocess.PIPE):
     env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(directory / "calls.log"), "VENV": VENV}
     if gate:  # (after, path): evaluations from call ``after`` on wait until ``path`` exists (tests/models.py)
         env["HPCOPT_TEST_GATE"] = f"{gate[0]}:{gate[1]}"
     # its own session, as a terminal's foreground job: a "Ctrl-C" goes to its process group; with
     # the signals a terminal's shell gives a job (whatever this pytest process inherited or set)
     return subprocess.Popen([os.path.join(JOBSCRIPTS, "workstation.sh"), *map(str, args)], cwd=directory,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
                             start_new_session=True, preexec_fn=_as_from_a_terminal)
 
 
@@ -144,12 +144,18 @@ def test_workstation_script_stops_on_ctrl_c_and_the_same_command_continues(tmp_p
     config = write_config(tmp_path, problem=problem(0.2), optimizer=optimizer(generations))
     args = ("-n", RANKS, config, "-o", tmp_path / "run.h5")
     gate = tmp_path / "gate"
-    job = workstation(tmp_path, *args, gate=(POPULATION + 2, gate))  # generation 1 cannot end before the gate opens
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as stderr:  # generation 1 cannot end before the gate opens
+        job = workstation(tmp_path, *args, gate=(POPULATION + 2, gate), stderr=stderr)
     wait_until(lambda: calls(tmp_path) >= POPULATION + 2 or job.poll() is not None, 120, "generation 1")
     script = _dispositions(job.pid)
     os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    # the gate opens once hpcopt says it is stopping: before, the run could finish first
+    wait_until(lambda: "SIGTERM received: stopping" in log.read_text() or job.poll() is not None, 120,
+               f"hpcopt to notice the stop; the script's signals when Ctrl-C was sent: {script}")
     gate.touch()
-    out, err = job.communicate(timeout=120)
+    out, _ = job.communicate(timeout=120)
+    err = log.read_text()
     assert job.returncode == 3, f"{err}\nthe script's signals when Ctrl-C was sent: {script}"
     assert "interrupted; the run file is complete up to the last generation" in err
     assert calls(tmp_path) < generations * POPULATION

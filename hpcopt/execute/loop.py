@@ -35,6 +35,7 @@ or ``interrupted()`` (set by a signal handler).
 
 import json
 import logging
+import signal
 import threading
 import time
 from collections import deque
@@ -315,6 +316,7 @@ class Loop:
         self.writer = runfile.Writer(path)
         self.reused = 0
         self.signal_time = None
+        self.notice_lock = threading.Lock()
         self.lock = threading.Condition()
         self.buffer = []  # Results not yet told, in the order they completed
         self.queue = None  # (id, physical x) not yet handed out, once the evaluations start
@@ -581,9 +583,15 @@ class Loop:
 
     def _noticed(self):
         """When the signal came (UNIX seconds), as the handler recorded it, else when
-        the loop first saw it."""
-        if self.signal_time is None:
-            self.signal_time = getattr(self.interrupted, "time", None) or time.time()
+        the loop first saw it. The first time, the log says the run is stopping."""
+        with self.notice_lock:
+            if self.signal_time is None:
+                self.signal_time = getattr(self.interrupted, "time", None) or time.time()
+                number = getattr(self.interrupted, "signal", None)
+                name = signal.Signals(number).name if number else "a signal"
+                log.warning("%s received: stopping; the evaluations in flight may take up to %g s "
+                            "(checkpoint.stop_within), then the run file is written", name,
+                            self.config.checkpoint.stop_within)
         return self.signal_time
 
     def _stopping(self):
