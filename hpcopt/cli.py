@@ -317,11 +317,12 @@ def _in_a_child(problem, spec, evaluate):
     deadline): a simulation in rank 0's process holds the GIL for a whole integration
     chunk, and the thread that answers the other ranks waits for it (a rank that
     finished waits too). The child builds the same problem without MPI and gives the
-    same bits. If it cannot be built, rank 0 evaluates in its own process, as before."""
+    same bits; a crash in it ends the job, as a crash of rank 0 would. If it cannot be
+    built, rank 0 evaluates in its own process, as before."""
     from .problem.deadline import ChildError, Deadline
 
     try:
-        child = Deadline(problem, spec, None, rank=0)
+        child = Deadline(problem, spec, None, rank=0, crash_with_child=True)
     except ChildError as err:
         log.warning("%s; rank 0 evaluates in its own process", err)
         return evaluate

@@ -140,3 +140,14 @@ def counted_rastrigin(params):
         f.write(f"{params['a']!r}\n")
     x = (params["a"], params["b"])
     return {"f": 10 * len(x) + sum(v * v - 10 * math.cos(2 * math.pi * v) for v in x)}
+
+
+def crashes_rank0_once(params):
+    """ZDT1-like; the first evaluation made in rank 0's child process (HPCOPT_RANK 0)
+    segfaults it, once over the runs (noted in the file HPCOPT_TEST_LOG)."""
+    log = os.environ["HPCOPT_TEST_LOG"]
+    if os.environ.get("HPCOPT_RANK") == "0" and not os.path.exists(log):
+        with open(log, "a") as f:
+            f.write("crash\n")
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}

@@ -81,6 +81,22 @@ def test_rank0_evaluates_in_a_child_process_with_the_same_result(tmp_path):
     assert_same_results(tmp_path / "evaluate" / "run.h5", tmp_path / "evaluate-in-process" / "run.h5")
 
 
+def test_a_crash_in_rank0s_child_ends_the_job_as_a_crash_of_rank_0(tmp_path):
+    """Where rank 0's evaluations run in its child, a segfault there ends the job as it
+    would in rank 0 itself (and on any other rank): the job fails, the resumed run
+    evaluates the individual again and ends as an uninterrupted run."""
+    problem = {"function": "models:crashes_rank0_once", "parameters": {"x0": [0, 1], "x1": [0, 1]},
+               "objectives": ["f1", "f2"]}
+    path = write_config(tmp_path, problem=problem, optimizer=IBEA)
+    env = {"HPCOPT_TEST_LOG": str(tmp_path / "crashes.log")}
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2, env=env, check=False)
+    assert done.returncode != 0 and "rank 0's evaluation process ended" in done.stderr, done.stderr
+    hpcopt("resume", tmp_path / "run.h5", ranks=2, env=env)
+    (tmp_path / "reference").mkdir()
+    hpcopt("run", path, "-o", tmp_path / "reference" / "run.h5", env=env)
+    assert_same_results(tmp_path / "run.h5", tmp_path / "reference" / "run.h5")
+
+
 @pytest.mark.parametrize("first, second", [(2, 3), (3, 1)])
 def test_resume_equals_uninterrupted(reference, first, second, tmp_path):
     """5 generations, then resume to 10 on another number of ranks == 10 in one go."""

@@ -38,13 +38,16 @@ class Deadline:
     problem: the run's Problem (penalty, objective count); spec: the JSON-able
     {"config": raw config, "source": name for messages, "base_dir": folder or None}
     the child builds the same problem from; rank: the MPI rank this child evaluates
-    for, which the child finds in ``HPCOPT_RANK`` (it is not part of the MPI job).
+    for, which the child finds in ``HPCOPT_RANK`` (it is not part of the MPI job);
+    crash_with_child: a child that dies ends this process too, as a crash of the rank
+    would (the job ends, and the crash rule of the resumed run applies, as for every
+    other rank), instead of scoring the evaluation failed.
     """
 
-    def __init__(self, problem, spec, timeout, rank=None):
+    def __init__(self, problem, spec, timeout, rank=None, crash_with_child=False):
         self.problem, self.spec = problem, spec
         self.timeout = None if timeout is None else float(timeout)
-        self.rank = rank
+        self.rank, self.crash_with_child = rank, crash_with_child
         self.child = None
         self.replaced = 0  # children ended because an evaluation overran or died
         self._start()
@@ -76,6 +79,8 @@ class Deadline:
         answer = self._receive(self.timeout)
         if answer is None:
             running = self.child.poll() is None
+            if not running and self.crash_with_child:
+                self._crash()
             self._replace()
             if running:
                 return self.problem.penalised(f"past evaluation.timeout ({self.timeout:g} s): stopped after "
@@ -84,6 +89,17 @@ class Deadline:
         features = answer["features"]
         return Outcome(np.array(answer["objectives"], dtype=float), answer["status"], answer["error"],
                        np.array(features, dtype=float) if features is not None else None)
+
+    def _crash(self):
+        """End this process as the child ended: with its signal, else its exit status."""
+        code = self.child.returncode
+        print(f"hpcopt: rank {self.rank}'s evaluation process ended (exit status {code}) in an evaluation: "
+              "the job ends, as when a rank crashes", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        if code < 0:
+            signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+        os._exit(code or 1)
 
     def _send(self, message):
         try:
