@@ -25,7 +25,6 @@ cell_quality.json) the best scores and whether the targets are met, and exits 0 
 """
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -44,18 +43,10 @@ def run_hpcopt(algorithm, seed, generations, workdir):
     config["optimizer"] = {"algorithm": algorithm, "population": POPULATION, "generations": generations,
                            "seed": seed}
     config.pop("output", None)
-    _resolve_paths(config["problem"]["cell"], EXAMPLE.parent)
+    harness.resolve_paths(config["problem"]["cell"], EXAMPLE.parent)
     runfile, _ = harness.hpcopt_run(config, workdir, f"cell_{algorithm}_{seed}", ranks=2)
     scores, = harness.generations(runfile, "score")
     return scores
-
-
-def _resolve_paths(cell, base):
-    """Make the example's relative file paths (mechanisms, morphology) absolute."""
-    for key in ("mechanisms", "morphology"):
-        value = cell.get(key)
-        if isinstance(value, str) and not os.path.isabs(value):
-            cell[key] = str(base / value)
 
 
 class Recorder:
@@ -82,18 +73,11 @@ def run_bluepyopt(recorder, algorithm, seed, generations):
     """One BluePyOpt run on the recorder; the scores of every point it evaluated, in order."""
     import warnings
 
-    from bluepyopt.deapext.optimisations import IBEADEAPOptimisation
-    from bluepyopt.deapext.optimisationsCMA import DEAPOptimisationCMA
-
     recorder.scores = []
     problem = recorder.problem
     evaluator = harness.bluepyopt_evaluator(problem.objectives, zip(problem.names, problem.lower, problem.upper),
                                             recorder)
-    if algorithm == "ibea":
-        optimisation = IBEADEAPOptimisation(evaluator=evaluator, offspring_size=POPULATION, seed=seed)
-    else:
-        optimisation = DEAPOptimisationCMA(evaluator=evaluator, offspring_size=POPULATION, seed=seed,
-                                           selector_name="single_objective")
+    optimisation = harness.bluepyopt_optimisation(evaluator, algorithm, POPULATION, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         optimisation.run(max_ngen=generations)

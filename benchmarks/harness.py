@@ -207,6 +207,55 @@ def bluepyopt_evaluator(objectives, parameters, evaluate):
     return Evaluator()
 
 
+def bluepyopt_optimisation(evaluator, algorithm, population, seed):
+    """BluePyOpt's IBEA (``IBEADEAPOptimisation``) or single-objective CMA-ES
+    (``DEAPOptimisationCMA``, ``selector_name="single_objective"``) on ``evaluator``, with
+    their defaults and ``offspring_size`` = population."""
+    from bluepyopt.deapext.optimisations import IBEADEAPOptimisation
+    from bluepyopt.deapext.optimisationsCMA import DEAPOptimisationCMA
+
+    if algorithm == "ibea":
+        return IBEADEAPOptimisation(evaluator=evaluator, offspring_size=population, seed=seed)
+    return DEAPOptimisationCMA(evaluator=evaluator, offspring_size=population, seed=seed,
+                               selector_name="single_objective")
+
+
+def resolve_paths(cell, base):
+    """Make an example cell section's relative file paths (mechanisms, morphology) absolute."""
+    for key in ("mechanisms", "morphology"):
+        value = cell.get(key)
+        if isinstance(value, str) and not os.path.isabs(value):
+            cell[key] = str(base / value)
+
+
+def truth_found(X, scores, target, tolerance):
+    """How a run that evaluated the rows of X (n, d) in order, with ``scores`` (n,), did
+    against the true parameters ``target`` (d,): success (its best-scoring point has every
+    parameter within ``tolerance``, relative), to_success (the first evaluation count from
+    which the best so far stays within it, None without success), best (score), evaluations,
+    error (the largest relative error of the best point)."""
+    import numpy as np
+
+    within = np.all(np.abs(X - target) <= tolerance * np.abs(target), axis=1)
+    best_index = np.array([int(np.argmin(scores[:k + 1])) for k in range(len(scores))])
+    ok = within[best_index]  # after k + 1 evaluations, is the best so far within tolerance?
+    success = bool(len(ok) and ok[-1])
+    to_success = None
+    if success:
+        failing = np.flatnonzero(~ok)
+        to_success = int(failing[-1] + 2) if len(failing) else 1
+    return {"success": success, "to_success": to_success, "best": float(scores[best_index[-1]]),
+            "evaluations": len(scores),
+            "error": float(np.max(np.abs(X[best_index[-1]] - target) / np.abs(target)))}
+
+
+def quartiles(values):
+    """'25 / 50 / 75 %' percentiles of ``values``, 3 significant digits."""
+    import numpy as np
+
+    return " / ".join(f"{v:.3g}" for v in np.percentile(values, [25, 50, 75]))
+
+
 # ---------------------------------------------------------------- machine and versions
 
 

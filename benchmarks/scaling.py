@@ -80,24 +80,8 @@ def run_one(problem, truth, settings, scale, seed, budget, workdir, stem):
     X, scores = harness.generations(runfile, "parameters", "score")
     with h5py.File(runfile, "r") as f:
         names = [str(n) for n in json.loads(f.attrs["config"])["optimizer"]["scale"]]
-    target = np.array([truth[n] for n in names])
-    within = np.all(np.abs(X - target) <= TOLERANCE * np.abs(target), axis=1)
-    best = np.minimum.accumulate(scores)
-    best_index = np.array([int(np.argmin(scores[:k + 1])) for k in range(len(scores))]) if len(scores) else []
-    ok = within[best_index]  # after k + 1 evaluations, is the best so far within 1 %?
-    success = bool(len(ok) and ok[-1])
-    to_success = None
-    if success:
-        failing = np.flatnonzero(~ok)
-        to_success = int(failing[-1] + 2) if len(failing) else 1
-    return {"seed": seed, "success": success, "to_success": to_success, "best": float(best[-1]),
-            "evaluations": len(scores), "seconds": seconds,
-            "error": float(np.max(np.abs(X[best_index[-1]] - target) / np.abs(target)))}
-
-
-def quartiles(values):
-    q = np.percentile(values, [25, 50, 75])
-    return " / ".join(f"{v:.3g}" for v in q)
+    return {"seed": seed, "seconds": seconds,
+            **harness.truth_found(X, scores, np.array([truth[n] for n in names]), TOLERANCE)}
 
 
 def summary(rows):
@@ -142,7 +126,7 @@ def report(run, results, scales, args):
             s = summary(rows)
             lines.append(harness.row(f"`{scale}`", f"{s['successes']}/{s['runs']}",
                                      "-" if s["median_to_success"] is None else f"{s['median_to_success']:g}",
-                                     quartiles(s["best"]), f"{harness.median(rows, 'seconds'):.1f}"))
+                                     harness.quartiles(s["best"]), f"{harness.median(rows, 'seconds'):.1f}"))
         lines += ["", "Per seed (information): evaluations to success (- when not reached), best score, largest "
                       "relative error of the best individual.", "",
                   *harness.table("seed>", *(f"{scale}>" for scale in results[name]))]

@@ -14,7 +14,7 @@ it is not run here.)
 
 Optimisers, each at the same budget of evaluations and population:
 - hpcopt CMA-ES with its defaults (``optimizer.scale`` auto, no restarts), and with
-  ``"restarts": "ipop"`` and ``"bipop"`` where this hpcopt has them; hpcopt IBEA with its
+  ``"restarts": "ipop"`` and ``"bipop"``; hpcopt IBEA with its
   defaults; all through the command line (``mpiexec -n 2 hpcopt run``);
 - BluePyOpt's ``DEAPOptimisationCMA`` (``selector_name="single_objective"``) and
   ``IBEADEAPOptimisation`` with their defaults and ``offspring_size`` = the population,
@@ -40,7 +40,6 @@ from pathlib import Path
 import harness
 import numpy as np
 import scaling_problem
-from cell_vs_bluepyopt import _resolve_paths
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -61,7 +60,7 @@ def problems():
     for name in ("hh", "cell"):
         folder = ROOT / "examples" / name
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        _resolve_paths(config["problem"]["cell"], folder)
+        harness.resolve_paths(config["problem"]["cell"], folder)
         truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
         out[name] = ({"problem": config["problem"]}, truth, config["optimizer"]["population"])
     return out
@@ -76,36 +75,9 @@ def parse(config):
                                                                 "generations": 1}}))
 
 
-def hpcopt_has_restarts():
-    """Whether this hpcopt knows optimizer.restarts (issue 12)."""
-    from hpcopt import config as configuration
-    from hpcopt.errors import HpcoptError
-
-    try:
-        configuration.parse({"problem": {"function": "scaling_problem:evaluate", "path": [str(HERE)],
-                                         "parameters": {"gl": [1e-5, 1e-2]}, "objectives": ["v0"]},
-                             "optimizer": {"algorithm": "cmaes", "population": 4, "evaluations": 8,
-                                           "restarts": "ipop"}})
-    except HpcoptError:
-        return False
-    return True
-
-
 def outcome(X, scores, names, truth, budget):
-    """A run's results from every point it evaluated, in order (at most ``budget``)."""
-    X, scores = X[:budget], scores[:budget]
-    target = np.array([truth[n] for n in names])
-    within = np.all(np.abs(X - target) <= TOLERANCE * np.abs(target), axis=1)
-    best_index = np.array([int(np.argmin(scores[:k + 1])) for k in range(len(scores))])
-    ok = within[best_index]  # after k + 1 evaluations, is the best so far within 1 %?
-    success = bool(len(ok) and ok[-1])
-    to_success = None
-    if success:
-        failing = np.flatnonzero(~ok)
-        to_success = int(failing[-1] + 2) if len(failing) else 1
-    return {"success": success, "to_success": to_success, "best": float(scores[best_index[-1]]),
-            "evaluations": len(scores),
-            "error": float(np.max(np.abs(X[best_index[-1]] - target) / np.abs(target)))}
+    """harness.truth_found of a run, from every point it evaluated, in order (at most ``budget``)."""
+    return harness.truth_found(X[:budget], scores[:budget], np.array([truth[n] for n in names]), TOLERANCE)
 
 
 def run_hpcopt(config, truth, names, optimizer, seed, budget, workdir, stem):
@@ -119,9 +91,6 @@ def run_hpcopt(config, truth, names, optimizer, seed, budget, workdir, stem):
 
 def run_bluepyopt(problem, evaluate, truth, algorithm, population, seed, budget):
     """One BluePyOpt run on hpcopt's evaluation; outcome() of every point it evaluated."""
-    from bluepyopt.deapext.optimisations import IBEADEAPOptimisation
-    from bluepyopt.deapext.optimisationsCMA import DEAPOptimisationCMA
-
     points, scores = [], []
 
     def recorded(values):
@@ -132,11 +101,7 @@ def run_bluepyopt(problem, evaluate, truth, algorithm, population, seed, budget)
 
     evaluator = harness.bluepyopt_evaluator(problem.objectives, zip(problem.names, problem.lower, problem.upper),
                                             recorded)
-    if algorithm == "ibea":
-        optimisation = IBEADEAPOptimisation(evaluator=evaluator, offspring_size=population, seed=seed)
-    else:
-        optimisation = DEAPOptimisationCMA(evaluator=evaluator, offspring_size=population, seed=seed,
-                                           selector_name="single_objective")
+    optimisation = harness.bluepyopt_optimisation(evaluator, algorithm, population, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         (_, seconds) = harness.timed(optimisation.run, max_ngen=-(-budget // population))
@@ -144,16 +109,14 @@ def run_bluepyopt(problem, evaluate, truth, algorithm, population, seed, budget)
             **outcome(np.array(points), np.array(scores), problem.names, truth, budget)}
 
 
-def optimisers(restarts):
-    """{label: ("hpcopt", optimizer section) or ("bluepyopt", algorithm)}."""
-    out = {"hpcopt CMA-ES": ("hpcopt", {"algorithm": "cmaes"})}
-    if restarts:
-        out["hpcopt CMA-ES, IPOP"] = ("hpcopt", {"algorithm": "cmaes", "restarts": "ipop"})
-        out["hpcopt CMA-ES, BIPOP"] = ("hpcopt", {"algorithm": "cmaes", "restarts": "bipop"})
-    out["BluePyOpt CMA-ES"] = ("bluepyopt", "cmaes")
-    out["hpcopt IBEA"] = ("hpcopt", {"algorithm": "ibea"})
-    out["BluePyOpt IBEA"] = ("bluepyopt", "ibea")
-    return out
+OPTIMISERS = {  # label: ("hpcopt", optimizer section) or ("bluepyopt", algorithm)
+    "hpcopt CMA-ES": ("hpcopt", {"algorithm": "cmaes"}),
+    "hpcopt CMA-ES, IPOP": ("hpcopt", {"algorithm": "cmaes", "restarts": "ipop"}),
+    "hpcopt CMA-ES, BIPOP": ("hpcopt", {"algorithm": "cmaes", "restarts": "bipop"}),
+    "BluePyOpt CMA-ES": ("bluepyopt", "cmaes"),
+    "hpcopt IBEA": ("hpcopt", {"algorithm": "ibea"}),
+    "BluePyOpt IBEA": ("bluepyopt", "ibea"),
+}
 
 
 def seeds(args, name):
@@ -168,11 +131,7 @@ def summary(rows):
             "best": [r["best"] for r in rows]}
 
 
-def quartiles(values):
-    return " / ".join(f"{v:.3g}" for v in np.percentile(values, [25, 50, 75]))
-
-
-def report(run, results, args, restarts):
+def report(run, results, args):
     lines = [
         *run.header("Success rate: hpcopt and BluePyOpt on problems with a known answer"),
         f"- Budget: {args.budget} evaluations per run; seeds 1 to {args.seeds} (hh and cell: 1 to "
@@ -181,9 +140,8 @@ def report(run, results, args, restarts):
         f"- Success: the best-scoring individual has every parameter within {100 * TOLERANCE:g} % of the truth; "
         "evaluations to success: the first count from which the best so far stays within it (median over the "
         "successful runs)",
-        "- hpcopt CMA-ES with its defaults (scale auto, no restarts)"
-        + ("; with IPOP and BIPOP restarts sharing the same budget" if restarts
-           else "; this hpcopt has no CMA-ES restarts yet"),
+        "- hpcopt CMA-ES with its defaults (scale auto, no restarts); with IPOP and BIPOP restarts sharing the "
+        "same budget",
         "",
     ]
     rows = []
@@ -194,7 +152,7 @@ def report(run, results, args, restarts):
             s = summary(runs)
             lines.append(harness.row(label, f"{s['successes']}/{s['runs']}",
                                      "-" if s["median_to_success"] is None else f"{s['median_to_success']:g}",
-                                     quartiles(s["best"]), f"{harness.median(runs, 'seconds'):.1f}"))
+                                     harness.quartiles(s["best"]), f"{harness.median(runs, 'seconds'):.1f}"))
         lines += ["", "Per seed: evaluations to success (- when not reached), best score, largest relative error "
                       "of the best individual.", "", *harness.table("seed>", *(f"{label}>" for label in by_optimiser))]
         for i in range(seeds(args, name)):
@@ -233,7 +191,6 @@ def arguments():
 
 def main():
     args = arguments()
-    restarts = hpcopt_has_restarts()
     run = harness.Run(NAME, PACKAGES)
     results = {}
     with tempfile.TemporaryDirectory(prefix="success_bench_") as workdir:
@@ -243,7 +200,7 @@ def main():
             problem.prepare()
             evaluate = None
             results[name] = {}
-            for label, (tool, setting) in optimisers(restarts).items():
+            for label, (tool, setting) in OPTIMISERS.items():
                 runs = results[name][label] = []
                 for seed in range(1, seeds(args, name) + 1):
                     if tool == "hpcopt":
@@ -257,7 +214,7 @@ def main():
                     harness.note(f"{name}, {label}, seed {seed}: {reached}, best {r['best']:.3g}, "
                                  f"{r['evaluations']} evaluations, {r['seconds']:.1f} s")
     run.stop()
-    text, rows = report(run, results, args, restarts)
+    text, rows = report(run, results, args)
     run.finish(text, rows, args.no_write)
 
 
