@@ -64,3 +64,29 @@ def test_a_deeply_nested_document_is_a_value_error():
     text = '{"$id": 0, "$list": [' * 5000 + "1" + "]}" * 5000
     with pytest.raises(ValueError):
         datatree.load(text, {}, [], [])
+
+
+def test_memory_order_and_views_come_back_as_they_were():
+    """cma keeps its eigenvectors in Fortran order (from eigh) and dC as a view of C's
+    diagonal, which follows C's in-place updates: a copy in C order sums matrix products
+    otherwise, and a detached dC goes stale; either made resumed CMA-ES runs drift."""
+    C = np.arange(9.0).reshape(3, 3)
+    B = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+    graph = {"C": C, "dC": np.diag(C), "column": B[:, 1], "B": B, "again": np.diag(C)}
+    text, arrays = datatree.dump(graph, [])
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}  # as HDF5 gives them back: C order
+    back = datatree.load(text, arrays, [])
+    assert back["B"].flags.f_contiguous and np.array_equal(back["B"], B)
+    back["C"] *= 2  # in place, as cma updates C
+    assert np.array_equal(back["dC"], [0, 8, 16]) and np.array_equal(back["again"], [0, 8, 16])
+    back["B"][0, 1] = -1
+    assert back["column"][0] == -1
+    assert len(arrays) == 2  # C and B, once each
+
+
+def test_a_view_reaching_outside_its_array_is_refused():
+    C = np.arange(9.0).reshape(3, 3)
+    text, arrays = datatree.dump({"C": C, "d": np.diag(C)}, [])
+    doctored = text.replace('"offset":0', '"offset":64')
+    with pytest.raises(ValueError, match="outside"):
+        datatree.load(doctored, arrays, [])

@@ -88,6 +88,42 @@ def test_state_round_trip_between_ask_and_tell(algorithm):
     assert np.array_equal(g.ask()[1], copy.ask()[1])
 
 
+CONTINUE_ELSEWHERE = """
+import sys
+import numpy as np
+from hpcopt.optimize import generators
+from hpcopt.store import runfile
+sys.path.insert(0, sys.argv[3])
+from test_generators import objectives
+with runfile.RunFile(sys.argv[2]) as run:
+    g = generators.restore(sys.argv[1], run.state()["generator"])
+ids, U = g.pending()
+g.tell(ids, objectives(U))
+np.save(sys.argv[2] + ".next.npy", g.ask()[1])
+"""
+
+
+@pytest.mark.parametrize("hash_seed", ["1", "2"])
+def test_state_between_ask_and_tell_continues_exactly_in_another_process(algorithm, tmp_path, hash_seed):
+    """A checkpoint holds a generation asked and not told; a resumed job tells it in a
+    new process, where Python salts hashes otherwise (cma filed the asked points by
+    hash): the same next generation as here."""
+    import os
+    import subprocess
+    import sys
+
+    g = make(algorithm)
+    step(g, 2)
+    U_ids, U = g.ask()
+    path = tmp_path / "state.h5"
+    runfile.create(path, {}, np.zeros(D), np.ones(D), {"algorithm": algorithm, "generator": g.state()})
+    g.tell(U_ids, objectives(U))
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    subprocess.run([sys.executable, "-c", CONTINUE_ELSEWHERE, algorithm, str(path), os.path.dirname(__file__)],
+                   env=env, check=True)
+    assert np.array_equal(np.load(f"{path}.next.npy"), g.ask()[1])
+
+
 def test_tell_rejects_what_was_not_asked(algorithm):
     g = make(algorithm)
     U_ids, U = g.ask()

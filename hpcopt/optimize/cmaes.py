@@ -231,6 +231,7 @@ class CMAES:
         self._es = datatree.load(bytes(state["tree"]).decode(), arrays, _CLASSES, _FUNCTIONS)
         if not isinstance(self._es, cma.CMAEvolutionStrategy):
             raise ValueError("its CMA-ES state does not hold a CMA-ES strategy")
+        _rehash(self._es)
         self._asked = np.array(state["asked"], dtype=float)
         self.weights = np.array(state["weights"], dtype=float)
         self.population = int(state["population"])
@@ -247,6 +248,22 @@ class CMAES:
         self.large_runs = int(state.get("large_runs", 0))
         self._stopped = json.loads(state.get("stopped", "{}"))
         return self
+
+
+def _rehash(es):
+    """File the solutions cma keeps by key (``sent_solutions``: what each point asked was
+    before the bound repair, which ``tell`` looks up) under this process's keys. cma keys
+    a point by ``hash(x.tobytes())``, and Python salts the hash of bytes per process
+    (PYTHONHASHSEED): a state saved with a generation pending and restored in another
+    process found none of its points, so ``tell`` took them for injected solutions and
+    updated from their repaired values, and the resumed run went another way."""
+    for store in vars(es).values():
+        if not isinstance(store, utils.SolutionDict):
+            continue
+        new = {old: store.key(x) for old, x in store._unhashed_keys.items()}
+        store.data = {new.get(k, k): v for k, v in store.data.items()}
+        store.data_with_same_key = {new.get(k, k): v for k, v in store.data_with_same_key.items()}
+        store._unhashed_keys = {new[k]: x for k, x in store._unhashed_keys.items()}
 
 
 def _strategy(x0, population, sigma0, randn):

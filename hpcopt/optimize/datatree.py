@@ -9,7 +9,11 @@ found (``es.sm.C``). ``load`` rebuilds the graph: an object is made with
 ``cls.__new__`` and its ``__dict__`` filled in, so no code of the stored data
 runs, and a class or function that is not in the caller's allowlist is a
 ``ValueError`` naming it. Shared and cyclic references are kept (``$id`` /
-``$same``), so the rebuilt graph has the original's identity structure.
+``$same``), so the rebuilt graph has the original's identity structure, and so is
+the arrays' memory: an array in Fortran order is rebuilt in Fortran order (a matrix
+product sums in another order otherwise, and a resumed run drifts in the last bits),
+and a view into another array's memory (cma's ``dC``, the diagonal of ``C``, which
+follows C's in-place updates) is rebuilt as the same view of the rebuilt owner.
 """
 
 import json
@@ -35,7 +39,7 @@ def dump(root, classes, functions=(), name="root"):
     allowed = {id(c) for c in classes}
     refs = {id(f): _name(f) for f in functions}
     refs.update({id(c): _name(c) for c in classes})
-    arrays, seen, alive = {}, {}, []  # alive: no id in ``seen`` is reused by a later object
+    arrays, seen, alive, stored = {}, {}, [], {}  # alive: no id in ``seen`` is reused by a later object
 
     def node(obj, path):
         if type(obj) in _PLAIN:
@@ -51,10 +55,13 @@ def dump(root, classes, functions=(), name="root"):
         if isinstance(obj, np.ndarray):
             if obj.dtype.hasobject:
                 raise TypeError(f"{path}: an array of Python objects")
-            key = path.replace("/", "|")  # an HDF5 name holds no slash
-            key = key if key not in arrays else f"{key}#{tag}"
-            arrays[key] = obj
-            return {"$id": tag, "$array": key}
+            owner = _owner(obj)
+            if owner is not None:  # a view into another array's memory: that array, and where
+                start = obj.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+                return {"$id": tag, "$view": store(owner, path + "#owner"), "order": _order(owner),
+                        "dtype": obj.dtype.str, "shape": list(obj.shape), "strides": list(obj.strides),
+                        "offset": start}
+            return {"$id": tag, "$array": store(obj, path), "order": _order(obj)}
         if isinstance(obj, np.random.Generator):
             bits = type(obj.bit_generator).__name__
             return {"$id": tag, "$rng": bits, "state": node(obj.bit_generator.state, f"{path}.state")}
@@ -74,6 +81,15 @@ def dump(root, classes, functions=(), name="root"):
             out["items"] = [node(v, f"{path}[{i}]") for i, v in enumerate(obj)]
         return out
 
+    def store(array, path):
+        """The key of ``array`` among the stored arrays (stored once)."""
+        if id(array) not in stored:
+            key = path.replace("/", "|")  # an HDF5 name holds no slash
+            stored[id(array)] = key = key if key not in arrays else f"{key}#{len(arrays)}"
+            arrays[key] = array
+            alive.append(array)
+        return stored[id(array)]
+
     def _pairs(mapping, path):
         return [[node(k, f"{path}<key>"), node(v, f"{path}.{k}" if isinstance(k, str) else f"{path}[{k!r}]")]
                 for k, v in mapping.items()]
@@ -87,7 +103,15 @@ def load(text, arrays, classes, functions=()):
     known = {_name(c): c for c in classes}
     refs = dict(known)
     refs.update({_name(f): f for f in functions})
-    made = {}
+    made, stores = {}, {}
+
+    def storage(key, order):
+        """The rebuilt array stored as ``key`` (one object, whoever refers to it)."""
+        if key not in arrays:
+            raise ValueError(f"array {key!r} is missing")
+        if key not in stores:
+            stores[key] = np.array(arrays[key], order="F" if order == "F" else "C")
+        return stores[key]
 
     def build(n):
         if type(n) in _PLAIN:
@@ -113,9 +137,10 @@ def load(text, arrays, classes, functions=()):
 
     def _make(n, tag):
         if "$array" in n:
-            if n["$array"] not in arrays:
-                raise ValueError(f"array {n['$array']!r} is missing")
-            made[tag] = value = np.array(arrays[n["$array"]])
+            made[tag] = value = storage(n["$array"], n.get("order"))
+            return value
+        if "$view" in n:
+            made[tag] = value = _view(storage(n["$view"], n.get("order")), n)
             return value
         if "$rng" in n:
             if n["$rng"] not in _GENERATORS:
@@ -158,6 +183,37 @@ def load(text, arrays, classes, functions=()):
         return build(json.loads(text))
     except (KeyError, TypeError, RecursionError, json.JSONDecodeError) as err:
         raise ValueError(f"not a stored object graph ({type(err).__name__}: {err})") from None
+
+
+def _owner(array):
+    """The array that owns the memory ``array`` views (None when it owns its own, or
+    when that is no contiguous numpy array)."""
+    owner = array
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    if owner is array or owner.base is not None or not (owner.flags.c_contiguous or owner.flags.f_contiguous):
+        return None
+    return owner
+
+
+def _order(array):
+    """"F" for an array laid out in Fortran order only, else "C"."""
+    return "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+
+
+def _view(owner, n):
+    """The view node ``n`` describes, into ``owner``; ValueError if it would reach outside
+    the owner's memory (a damaged or doctored state)."""
+    dtype = _dtype(n["dtype"])
+    shape, strides, offset = [int(v) for v in n["shape"]], [int(v) for v in n["strides"]], int(n["offset"])
+    if len(shape) != len(strides) or min(shape, default=1) < 0:
+        raise ValueError(f"not a view: shape {shape}, strides {strides}")
+    if min(shape, default=1) > 0:
+        low = offset + sum((k - 1) * s for k, s in zip(shape, strides) if s < 0)
+        high = offset + sum((k - 1) * s for k, s in zip(shape, strides) if s > 0) + dtype.itemsize
+        if low < 0 or high > owner.nbytes:
+            raise ValueError(f"a view reaching outside its array's {owner.nbytes} bytes")
+    return np.ndarray(shape, dtype, buffer=owner, offset=offset, strides=strides)
 
 
 def _number(n):
