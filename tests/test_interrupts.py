@@ -112,6 +112,30 @@ def test_kill_9_repeats_at_most_what_was_in_flight(tmp_path, locking):
     assert total <= len(calls(log)) <= total + kills * 3  # only evaluations in flight at a kill ran twice
 
 
+@pytest.mark.parametrize("stop_after", [12, 20])
+def test_cmaes_stopped_mid_generation_resumes_to_the_same_run(tmp_path, stop_after):
+    """CMA-ES checkpoints with the next generation asked; a job stopped with it pending
+    tells it in the resumed job's process: the run must go on as if never stopped
+    (it drifted from the generation after the pending one, in the last bits)."""
+    problem = {**counted_problem(0.05), "parameters": {"x0": [0, 1], "x1": [0, 1], "x2": [0, 1], "pause": 0.05}}
+    optimizer = {"algorithm": "cmaes", "population": 8, "generations": 6, "seed": 2}
+    full = tmp_path / "full.h5"
+    job = start(["run", write_config(tmp_path, "full.json", problem=problem, optimizer=optimizer), "-o", full], 2,
+                tmp_path / "full.log")
+    assert job.wait(timeout=300) == 0
+    log = tmp_path / "calls.log"
+    job = start(["run", write_config(tmp_path, problem=problem, optimizer=optimizer), "-o", tmp_path / "run.h5"], 2,
+                log)
+    wait_for_lines(log, stop_after, job)  # in generation 1 or 2
+    os.killpg(job.pid, signal.SIGUSR1)
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == 3, err
+    resumed = start(["resume", tmp_path / "run.h5"], 2, log)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert_same_results(tmp_path / "run.h5", full)
+
+
 def poisonous_problem():
     return {"function": "models:poisonous", "parameters": {"x0": [0, 1], "x1": [0, 1], "poison": -1.0},
             "objectives": ["f1", "f2"]}
