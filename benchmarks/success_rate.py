@@ -29,9 +29,17 @@ quartiles. This is a measurement: it exits 0 whatever it finds.
     python benchmarks/success_rate.py                          # all problems, 10 seeds, 1,000 evaluations
     python benchmarks/success_rate.py --problems conductances,hh --cell-seeds 3   # hh on 3 seeds only
     python benchmarks/success_rate.py --quick                  # conductances, 2 seeds, 96 evaluations
+    python benchmarks/success_rate.py --problems cell --optimisers "hpcopt CMA-ES" --name success_rate_cell
+                                               # examples/cell, hpcopt CMA-ES only, 10 seeds
+
+``--optimisers`` takes labels of OPTIMISERS, comma-separated (a comma followed by a space is
+part of a label: "hpcopt CMA-ES,hpcopt CMA-ES, IPOP" is two). A run of only some of them must
+give ``--name``, the name of its results files (default success_rate), so that it does not
+overwrite the results of all of them.
 """
 
 import json
+import re
 import statistics
 import tempfile
 import warnings
@@ -119,6 +127,9 @@ OPTIMISERS = {  # label: ("hpcopt", optimizer section) or ("bluepyopt", algorith
 }
 
 
+DEFAULT = "hpcopt CMA-ES"  # the optimiser whose success rate is the target
+
+
 def seeds(args, name):
     """How many seeds the problem ``name`` gets."""
     return args.seeds if name == "conductances" else args.cell_seeds
@@ -134,14 +145,15 @@ def summary(rows):
 def report(run, results, args):
     lines = [
         *run.header("Success rate: hpcopt and BluePyOpt on problems with a known answer"),
-        f"- Budget: {args.budget} evaluations per run; seeds 1 to {args.seeds} (hh and cell: 1 to "
-        f"{args.cell_seeds}); hpcopt on {RANKS} ranks "
+        f"- Budget: {args.budget} evaluations per run; seeds "
+        + ", ".join(f"{name} 1 to {seeds(args, name)}" for name in results) + f"; hpcopt on {RANKS} ranks "
         "(`mpiexec -n 2 hpcopt run`), BluePyOpt in one process calling hpcopt's evaluation of the same config",
         f"- Success: the best-scoring individual has every parameter within {100 * TOLERANCE:g} % of the truth; "
         "evaluations to success: the first count from which the best so far stays within it (median over the "
         "successful runs)",
         "- hpcopt CMA-ES with its defaults (scale auto, no restarts); with IPOP and BIPOP restarts sharing the "
         "same budget",
+        "- Optimisers: " + ", ".join(f"`{label}`" for label in args.optimisers),
         "",
     ]
     rows = []
@@ -160,15 +172,32 @@ def report(run, results, args):
                 f"{r['to_success'] if r['success'] else '-'}, {r['best']:.3g}, {100 * r['error']:.2g} %"
                 for r in (by_optimiser[label][i] for label in by_optimiser))))
         lines.append("")
-        default = summary(by_optimiser["hpcopt CMA-ES"])
-        measured = "; ".join(f"{label} {summary(runs)['successes']}/{summary(runs)['runs']}"
-                             for label, runs in by_optimiser.items())
-        rows.append(harness.target(
-            f"success rate on {name} ({args.budget} evaluations, {seeds(args, name)} seeds; every parameter within "
-            f"{100 * TOLERANCE:g} % of the truth), hpcopt CMA-ES with default settings; the others beside",
-            "every seed", measured, default["successes"] == default["runs"]))
+        rows.append(target(name, by_optimiser, args))
     lines += [run.tail()]
     return "\n".join(lines) + "\n", rows
+
+
+def target(name, by_optimiser, args):
+    """The targets row of a problem: every seed a success, for hpcopt CMA-ES with its defaults
+    (or, in a run without it, the first optimiser run); the others' success rates beside."""
+    headline = DEFAULT if DEFAULT in by_optimiser else next(iter(by_optimiser))
+    described = headline + (" with default settings" if headline == DEFAULT else "")
+    if len(by_optimiser) > 1:
+        described += "; the others beside"
+    first = summary(by_optimiser[headline])
+    measured = "; ".join(f"{label} {summary(runs)['successes']}/{summary(runs)['runs']}"
+                         for label, runs in by_optimiser.items())
+    if len(by_optimiser) == 1 and first["median_to_success"] is not None:
+        measured += f", median {first['median_to_success']:g} evaluations to success"
+    return harness.target(
+        f"success rate on {name} ({args.budget} evaluations, {seeds(args, name)} seeds; every parameter within "
+        f"{100 * TOLERANCE:g} % of the truth), {described}",
+        "every seed", measured, first["successes"] == first["runs"])
+
+
+def labels(text):
+    """The optimiser labels of ``--optimisers``: split at commas not followed by a space."""
+    return [label.strip() for label in re.split(r",(?! )", text) if label.strip()]
 
 
 def arguments():
@@ -178,6 +207,11 @@ def arguments():
                         help="comma-separated problems (default conductances,hh,cell)")
     parser.add_argument("--cell-seeds", type=int,
                         help="seeds of the NEURON problems hh and cell (default: --seeds; 0.05-0.1 s an evaluation)")
+    parser.add_argument("--optimisers", default=",".join(OPTIMISERS),
+                        help="comma-separated labels of the optimisers to run (default all: "
+                             + "; ".join(OPTIMISERS) + ")")
+    parser.add_argument("--name", help=f"name of the results files results/NAME.{{md,json}} (default {NAME}; "
+                                       "needed when --optimisers is not all of them)")
     args = harness.parse(parser, quick={"seeds": 2, "budget": 96, "problems": "conductances"})
     known = problems()
     args.problems = [p for p in args.problems.split(",") if p]
@@ -186,12 +220,19 @@ def arguments():
     unknown = [p for p in args.problems if p not in known]
     if unknown or not args.problems:
         parser.error(f"--problems: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
+    args.optimisers = labels(args.optimisers)
+    unknown = [label for label in args.optimisers if label not in OPTIMISERS]
+    if unknown or not args.optimisers:
+        parser.error(f"--optimisers: unknown {'; '.join(unknown) or '(none given)'}; known: {'; '.join(OPTIMISERS)}")
+    if set(args.optimisers) != set(OPTIMISERS) and args.name is None and not args.no_write:
+        parser.error(f"--optimisers without all of them needs --name, so as not to overwrite results/{NAME}")
+    args.name = args.name or NAME
     return args
 
 
 def main():
     args = arguments()
-    run = harness.Run(NAME, PACKAGES)
+    run = harness.Run(args.name, PACKAGES)
     results = {}
     with tempfile.TemporaryDirectory(prefix="success_bench_") as workdir:
         for name in args.problems:
@@ -200,7 +241,8 @@ def main():
             problem.prepare()
             evaluate = None
             results[name] = {}
-            for label, (tool, setting) in OPTIMISERS.items():
+            for label in args.optimisers:
+                tool, setting = OPTIMISERS[label]
                 runs = results[name][label] = []
                 for seed in range(1, seeds(args, name) + 1):
                     if tool == "hpcopt":
