@@ -105,14 +105,6 @@ def load(text, arrays, classes, functions=()):
     refs.update({_name(f): f for f in functions})
     made, stores = {}, {}
 
-    def storage(key, order):
-        """The rebuilt array stored as ``key`` (one object, whoever refers to it)."""
-        if key not in arrays:
-            raise ValueError(f"array {key!r} is missing")
-        if key not in stores:
-            stores[key] = np.array(arrays[key], order="F" if order == "F" else "C")
-        return stores[key]
-
     def build(n):
         if type(n) in _PLAIN:
             return n
@@ -137,10 +129,10 @@ def load(text, arrays, classes, functions=()):
 
     def _make(n, tag):
         if "$array" in n:
-            made[tag] = value = storage(n["$array"], n.get("order"))
+            made[tag] = value = _storage(arrays, stores, n["$array"], n.get("order"))
             return value
         if "$view" in n:
-            made[tag] = value = _view(storage(n["$view"], n.get("order")), n)
+            made[tag] = value = _view(_storage(arrays, stores, n["$view"], n.get("order")), n)
             return value
         if "$rng" in n:
             if n["$rng"] not in _GENERATORS:
@@ -183,6 +175,16 @@ def load(text, arrays, classes, functions=()):
         return build(json.loads(text))
     except (KeyError, TypeError, RecursionError, json.JSONDecodeError) as err:
         raise ValueError(f"not a stored object graph ({type(err).__name__}: {err})") from None
+
+
+def _storage(arrays, stores, key, order):
+    """The array stored as ``key``, rebuilt once (``stores``: those rebuilt so far), in
+    ``order``: one object, whoever refers to it."""
+    if key not in arrays:
+        raise ValueError(f"array {key!r} is missing")
+    if key not in stores:
+        stores[key] = np.array(arrays[key], order="F" if order == "F" else "C")
+    return stores[key]
 
 
 def _owner(array):
