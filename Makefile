@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NP     ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser run example-l5pc example-stp example-stdp test test-unit test-N test-slurm test-mpi-matrix test-slurm-matrix bench bench-quick lint clean
+.PHONY: install browser run example-l5pc example-stp example-stdp example-network test test-unit test-N test-slurm test-mpi-matrix test-slurm-matrix bench bench-quick lint clean
 
 install: $(STAMP)
 
@@ -38,6 +38,14 @@ example-l5pc: install
 	cd run/l5pc && $(abspath $(BIN))/nrnivmodl mechanisms > /dev/null 2>&1
 	cd run/l5pc && $(abspath $(BIN))/mpiexec -n $(NP) $(abspath $(BIN))/hpcopt run config.json -o ../l5pc.h5 --overwrite -q
 	$(BIN)/python examples/l5pc/l5pc.py compare run/l5pc.h5 run/l5pc
+
+# The E/I network example (examples/network) under mpiexec -n 4, two ranks per evaluation
+# (NEURON subworlds of 2): fits three synaptic weights to the firing the known weights
+# in truth.json give, and prints the best weights beside them
+example-network: install
+	@mkdir -p run
+	$(BIN)/mpiexec -n 4 $(BIN)/hpcopt run examples/network/config.json -o run/network.h5 --overwrite
+	$(BIN)/python examples/compare_truth.py run/network.h5 examples/network/truth.json
 
 # The Graupner-Brunel STDP example (examples/stdp) under mpiexec -n $(NP): IBEA at the
 # budget of BluePyOpt's notebook (100 x 200), compared with the notebook's fit, then
@@ -94,7 +102,8 @@ MPI_MATRIX_TESTS := tests/test_runs.py::test_same_result_at_every_size tests/tes
 	tests/test_runs.py::test_waiting_ranks_do_not_spin tests/test_golden.py::test_run_equals_golden \
 	$(INTERRUPTS) \
 	tests/test_interrupts.py::test_ctrl_c_is_a_clean_stop tests/test_deadline.py \
-	tests/test_evaluator.py::test_runs_fail_gracefully_and_are_the_same_at_1_and_3_ranks_and_after_resume
+	tests/test_evaluator.py::test_runs_fail_gracefully_and_are_the_same_at_1_and_3_ranks_and_after_resume \
+	tests/test_network.py::test_the_same_run_at_any_k_and_rank_count
 # Deselected where the launcher, not hpcopt, loses the exit status 3 of a run stopped by a
 # signal it forwarded (hpcopt stops cleanly and writes its file in these runs; docs/mpi.md):
 # MPICH 4.0's mpiexec returns 0 (hydra's forced_cleanup, gone in MPICH 4.1), Open MPI's

@@ -216,19 +216,17 @@ def _run(args):
         path, config, problem, evaluate, resume, spec = prepared
         if getattr(config.problem, "ignored", ""):
             log.info("ignored (kept by BluePyOpt for Arbor, not used with NEURON): %s", config.problem.ignored)
+        group, leaders = mpi.split(comm, config.execution.ranks_per_evaluation)
         if rank != 0:
-            mpi.work(comm, evaluate)
+            if leaders is None:
+                mpi.follow(group, evaluate)
+            else:
+                mpi.work(leaders, mpi.lead(group, evaluate))
+                mpi.release(group)
             return 0
         from .execute import loop
-        from .execute.executor import SerialExecutor
 
-        if comm.Get_size() == 1:
-            executor = SerialExecutor(evaluate)
-        else:
-            evaluates = rank0_evaluates(args.rank0, comm.Get_size(), config.optimizer.asynchronous)
-            if evaluates and args.rank0 != "evaluate-in-process" and config.evaluation.timeout is None:
-                evaluate = _in_a_child(problem, spec, evaluate)
-            executor = mpi.MPIExecutor(comm, evaluate, rank0_evaluates=evaluates)
+        executor = _executor(args, config, problem, spec, evaluate, group, leaders)
         if not resume:
             loop.start(path, config, problem, _versions(mpi, problem))
         status = loop.Loop(path, config, problem, executor, interrupted=interrupt).run()
@@ -238,6 +236,7 @@ def _run(args):
             sys.stderr.flush()
             mpi.abort(comm, status)
         executor.close()
+        mpi.release(group)
         return status
     except BaseException as err:
         # End every rank now rather than leave one waiting: one line for what the user can
@@ -250,6 +249,25 @@ def _run(args):
             sys.stderr.flush()
             mpi.abort(comm, EXIT_USAGE if isinstance(err, HpcoptError) else 1)
         raise
+
+
+def _executor(args, config, problem, spec, evaluate, group, leaders):
+    """Rank 0's executor: hands points out to the groups' leaders (every rank when a
+    group is one rank), rank 0 evaluating too (its own group with it) or not."""
+    from .execute import mpi
+    from .execute.executor import SerialExecutor
+
+    k = group.Get_size()
+    if leaders.Get_size() == 1 and k == 1:
+        return SerialExecutor(evaluate)
+    evaluates = rank0_evaluates(args.rank0, leaders.Get_size(), config.optimizer.asynchronous)
+    if evaluates and k > 1 and leaders.Get_size() > 1 and not mpi.threads_at_once():
+        log.warning("the MPI library gives no MPI_THREAD_MULTIPLE: rank 0 only dispatches, and ranks 1-%d of "
+                    "its group wait", k - 1)
+        evaluates = False
+    if evaluates and k == 1 and args.rank0 != "evaluate-in-process" and config.evaluation.timeout is None:
+        evaluate = _in_a_child(problem, spec, evaluate)
+    return mpi.MPIExecutor(leaders, mpi.lead(group, evaluate), rank0_evaluates=evaluates, group=k)
 
 
 def _wrong_launch(comm):
@@ -283,6 +301,13 @@ def _prepare(args, comm):
     def parse():
         config = configuration.parse(raw, source=name, base_dir=base)
         _require_targets(config, name)
+        k = config.execution.ranks_per_evaluation
+        if comm.Get_size() % k:
+            raise ConfigError(f"{name}: execution.ranks_per_evaluation",
+                              f"{k} ranks evaluate one individual together, and this job's {comm.Get_size()} "
+                              f"ranks are not a multiple of {k}: start " +
+                              (f"{comm.Get_size() // k * k} or " if comm.Get_size() > k else "") +
+                              f"{(comm.Get_size() // k + 1) * k} ranks")
         return config, Problem(config)
 
     parsed = _together(comm, parse)
@@ -678,8 +703,11 @@ def _evaluate(args):
     else:
         score = "none (no feature has a target)" if result["score"] is None else f"{result['score']:.6g}"
         print(f"status: {result['status']}{' (' + outcome.error + ')' if outcome.error else ''}; score {score}")
+        targets = {o.name: o for o in getattr(config.problem, "targets", ())}  # a network's measures
         for name, value in result["objectives"].items():
-            print(f"  {name}: {value:.6g}")
+            measured = (f"  (value {_shown(result['features'][name])}, target {targets[name].mean:g} +- "
+                        f"{targets[name].std:g})" if name in targets else "")
+            print(f"  {name}: {value:.6g}{measured}")
         for name in getattr(config.problem, "untargeted", ()):
             print(f"  {name}: no target; value {_shown(result['features'][name])}")
         for what, path in (("traces", args.traces), ("plot", args.plot)):
@@ -849,6 +877,10 @@ def _validate(args):
         f"{', ' + _restarts_text(o) if o.algorithm == 'cmaes' else ''}; "
         f"output {config.output or 'run.h5'}"
     )
+    k = config.execution.ranks_per_evaluation
+    if k > 1:
+        print(f"{k} ranks evaluate each individual together (execution.ranks_per_evaluation): start a multiple "
+              f"of {k} ranks")
     names = [_printable(n) for n in problem.names]
     bounds = [f"[{low:g}, {high:g}]" for low, high in zip(problem.lower, problem.upper)]
     print("scale of each free parameter (optimizer.scale):")

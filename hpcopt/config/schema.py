@@ -10,10 +10,10 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from . import cell, evaluator, fields
+from . import cell, evaluator, fields, network
 from . import scale as scale_spec
 from .fields import read_json
-from .parameter import Parameter
+from .parameter import parse_table
 
 ALGORITHMS = ("cmaes", "ibea")
 RESTARTS = ("none", "ipop", "bipop")  # CMA-ES restart strategies
@@ -186,6 +186,18 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class Execution:
+    """``ranks_per_evaluation``: the ranks that evaluate one individual together (a
+    network spread over NEURON subworlds of that size); the job's rank count must be a
+    multiple of it."""
+
+    ranks_per_evaluation: int = 1
+
+    def resolved(self):
+        return {"ranks_per_evaluation": self.ranks_per_evaluation}
+
+
+@dataclass(frozen=True)
 class Config:
     problem: FunctionProblem
     optimizer: Optimizer
@@ -193,6 +205,7 @@ class Config:
     output: str  # run file path ("" when not given)
     source: str = ""  # the file this came from, for messages
     evaluation: Evaluation = Evaluation()
+    execution: Execution = Execution()
 
     @property
     def weights(self):
@@ -227,6 +240,7 @@ class Config:
             "checkpoint": self.checkpoint.resolved(),
             "output": self.output,
             **({"evaluation": self.evaluation.resolved()} if self.evaluation.timeout is not None else {}),
+            **({"execution": self.execution.resolved()} if self.execution.ranks_per_evaluation > 1 else {}),
         }
 
 
@@ -246,15 +260,16 @@ def parse(raw, source="config", base_dir=None):
     """
     where = fields.Where(source)
     table = fields.table(raw, where, required=("problem", "optimizer"),
-                         optional=("checkpoint", "output", "evaluation"))
+                         optional=("checkpoint", "output", "evaluation", "execution"))
     problem = _problem(table["problem"], where / "problem", base_dir)
     optimizer = _optimizer(table["optimizer"], where / "optimizer", problem)
     checkpoint = _checkpoint(table.get("checkpoint", {}), where / "checkpoint")
     output = table.get("output", "")
     if not isinstance(output, str):
         raise where.error("output", f"expected a file path (string), found {fields.show(output)}")
-    config = Config(problem, optimizer, checkpoint, output, source,
-                    _evaluation(table.get("evaluation", {}), where / "evaluation"))
+    evaluation = _evaluation(table.get("evaluation", {}), where / "evaluation")
+    config = Config(problem, optimizer, checkpoint, output, source, evaluation,
+                    _execution(table.get("execution", {}), where / "execution", problem, evaluation))
     config.scales()  # names and bounds checked now, where the problem knows its parameters
     return config
 
@@ -262,6 +277,8 @@ def parse(raw, source="config", base_dir=None):
 def _problem(raw, where, base_dir):
     if isinstance(raw, dict) and list(raw) == ["bluepyopt_evaluator"]:
         return evaluator.parse(raw["bluepyopt_evaluator"], where / "bluepyopt_evaluator", base_dir)
+    if isinstance(raw, dict) and list(raw) == ["network"]:
+        return network.parse(raw["network"], where / "network", base_dir)
     if isinstance(raw, dict) and ("cell" in raw or "bluepyopt" in raw):
         return cell.problem(raw, where, base_dir)
     table = fields.table(raw, where, required=("function", "parameters", "objectives"), optional=("penalty", "path"))
@@ -269,26 +286,7 @@ def _problem(raw, where, base_dir):
     if not isinstance(function, str) or function.count(":") != 1 or not all(function.split(":")):
         raise where.error("function", f"expected 'package.module:callable', found {fields.show(function)}")
 
-    params = table["parameters"]
-    if not isinstance(params, dict) or not params:
-        raise where.error("parameters",
-                          f"expected an object {{name: [low, high] or value}}, found {fields.show(params)}")
-    parameters = []
-    for name, spec in params.items():
-        w = where / "parameters"
-        if isinstance(spec, list):
-            if len(spec) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
-                raise w.error(name, f"expected bounds [low, high] or a frozen value, found {fields.show(spec)}")
-            lower, upper = float(spec[0]), float(spec[1])
-            if not math.isfinite(upper - lower):
-                raise w.error(name, f"bounds and their span must be finite, found {fields.show(spec)}")
-            if lower >= upper:
-                raise w.error(name, f"lower bound {spec[0]} must be below upper bound {spec[1]}")
-            parameters.append(Parameter(name, lower, upper))
-        else:
-            parameters.append(Parameter(name, value=fields.number(params, w, name)))
-    if not any(p.free for p in parameters):
-        raise where.error("parameters", "no free parameter: give at least one as [low, high]")
+    parameters = parse_table(table["parameters"], where / "parameters")
 
     objectives = table["objectives"]
     if (
@@ -304,7 +302,7 @@ def _problem(raw, where, base_dir):
     path = table.get("path", [base_dir] if base_dir else [])
     if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
         raise where.error("path", f"expected a list of directories, found {fields.show(path)}")
-    return FunctionProblem(function, tuple(parameters), tuple(objectives), penalty, tuple(path))
+    return FunctionProblem(function, parameters, tuple(objectives), penalty, tuple(path))
 
 
 # the largest population (and IBEA offspring): IBEA's indicator matrix is
@@ -414,6 +412,22 @@ def _evaluation(raw, where):
     if not 0 < timeout < math.inf:
         raise where.error("timeout", f"expected seconds > 0, found {fields.show(table['timeout'])}")
     return Evaluation(float(timeout))
+
+
+def _execution(raw, where, problem, evaluation):
+    table = fields.table(raw, where, optional=("ranks_per_evaluation",))
+    if "ranks_per_evaluation" not in table:
+        return Execution()
+    k = fields.number(table, where, "ranks_per_evaluation", minimum=1, integer=True)
+    if k > 1 and not isinstance(problem, network.NetworkProblem):
+        raise where.error("ranks_per_evaluation", f"{k} ranks can evaluate one individual together only for a "
+                                                  "problem.network (its cells spread over them); this problem "
+                                                  "takes 1")
+    if k > 1 and evaluation.timeout is not None:
+        raise where.error("ranks_per_evaluation", "cannot be combined with evaluation.timeout: a deadline runs "
+                                                  "each evaluation in a child process of one rank, and a group's "
+                                                  "simulation spans several ranks")
+    return Execution(k)
 
 
 def _checkpoint(raw, where):

@@ -77,6 +77,57 @@ def work(comm, evaluate):
         comm.send((index, outcome, time.perf_counter() - start), dest=0, tag=RESULT)
 
 
+def split(comm, size):
+    """The groups of ``size`` consecutive ranks that evaluate one individual together
+    (NEURON's subworlds are the same ranks): (this rank's group, the communicator of
+    the groups' leaders or None on the other ranks)."""
+    rank = comm.Get_rank()
+    group = comm.Split(rank // size, rank)
+    leaders = comm.Split(0 if group.Get_rank() == 0 else MPI.UNDEFINED, rank)
+    return group, (None if leaders == MPI.COMM_NULL else leaders)
+
+
+def lead(group, evaluate):
+    """``evaluate`` for a group's leader: the group's other ranks get each point first and
+    evaluate it with the leader (``follow``)."""
+    if group.Get_size() == 1:
+        return evaluate
+
+    def together(x):
+        for rank in range(1, group.Get_size()):
+            group.send(x, dest=rank, tag=TASK)
+        return evaluate(x)
+
+    return together
+
+
+def follow(group, evaluate):
+    """A group's other ranks: evaluate what the leader sends, with it, until it says stop."""
+    while True:
+        payload, _, tag = _wait_message(group, 0, MPI.ANY_TAG)
+        if tag == STOP:
+            return
+        evaluate(payload)
+
+
+def release(group):
+    """Tell the group's other ranks to return from ``follow``."""
+    for rank in range(1, group.Get_size()):
+        group.send(None, dest=rank, tag=STOP)
+
+
+def threads_at_once():
+    """Whether several threads may call MPI at once (MPI_THREAD_MULTIPLE): rank 0's
+    dispatcher does while its own group integrates a network together."""
+    return MPI.Query_thread() >= MPI.THREAD_MULTIPLE
+
+
+def _world_ranks(callback, group):
+    """``callback`` (its last argument a leader's rank among the leaders) called with the
+    leader's world rank instead."""
+    return lambda *args: callback(*args[:-1], args[-1] * group)
+
+
 class MPIExecutor(Executor):
     """Rank 0's side: ``stream`` hands points out over all ranks of ``comm``.
 
@@ -88,8 +139,9 @@ class MPIExecutor(Executor):
     finishing often, dispatching only costs 1/N of the evaluations and saves more.
     """
 
-    def __init__(self, comm, evaluate, rank0_evaluates=True):
+    def __init__(self, comm, evaluate, rank0_evaluates=True, group=1):
         self.comm = comm
+        self.group = group  # ranks per evaluation: ``comm`` holds the groups' leaders
         self.evaluate = evaluate
         self.size = comm.Get_size()
         self.rank0_evaluates = bool(rank0_evaluates) or self.size == 1
@@ -120,6 +172,8 @@ class MPIExecutor(Executor):
         """
         stopping = stopping or (lambda: False)
         started = started or (lambda key, rank: None)
+        if self.group > 1:  # what the run file records: the world rank of the group's leader
+            started, done = _world_ranks(started, self.group), _world_ranks(done, self.group)
         failure, abandoned = [], []
         # The dispatcher thread needs the GIL to answer a worker; by default it waits up
         # to 5 ms for rank 0's own evaluation to let go of it, an idle worker meanwhile.
@@ -198,10 +252,13 @@ class MPIExecutor(Executor):
 
     def describe(self):
         """'N ranks' and rank 0's role, for the log."""
+        ranks = (f"{self.size * self.group} ranks in {self.size} group{'s' if self.size > 1 else ''} of "
+                 f"{self.group}" if self.group > 1 else f"{self.size} rank{'s' if self.size > 1 else ''}")
         if self.size == 1:
-            return "1 rank"
-        role = "evaluates too" if self.rank0_evaluates else "only dispatches"
-        return f"{self.size} ranks (rank 0 {role})"
+            return ranks
+        role = ("'s group evaluates too" if self.group > 1 else " evaluates too") if self.rank0_evaluates \
+            else " only dispatches"
+        return f"{ranks} (rank 0{role})"
 
     def close(self):
         """Tell every worker to return from ``work``."""

@@ -1,8 +1,9 @@
 """NEURON's start-up in a process: the only place that imports neuron.
 
-``neuron(comm)`` initialises NEURON once per process; with a communicator it joins
-MPI (``h.nrnmpi_init()``), must see the same world as mpi4py, and gives every rank
-its own one-host subworld for independent single-cell simulations.
+``neuron(comm, group)`` initialises NEURON once per process; with a communicator it
+joins MPI (``h.nrnmpi_init()``), must see the same world as mpi4py, and splits it into
+subworlds of ``group`` ranks (``pc.subworlds``): one rank each for independent
+single-cell simulations, several for a network spread over them.
 """
 
 import contextlib
@@ -47,12 +48,13 @@ class SetupError(HpcoptError):
 _h = None
 
 
-def neuron(comm=None):
+def neuron(comm=None, group=1):
     """NEURON's ``h``, initialised once per process.
 
     With a communicator, NEURON joins MPI (``h.nrnmpi_init()``), must see the same
-    world as mpi4py, and every rank gets its own one-host subworld for
-    independent single-cell simulations.
+    world as mpi4py, and the world is split into subworlds of ``group`` consecutive
+    ranks (its size a multiple of ``group``): ``pc.id()`` and ``pc.nhost()`` are then
+    within the rank's subworld.
     """
     global _h
     if _h is not None:
@@ -72,7 +74,7 @@ def neuron(comm=None):
                 f"({_mpi_library() or 'unknown'}). Put a directory holding a symlink libmpi.so -> that "
                 "library first on LD_LIBRARY_PATH, or set MPI_LIB_NRN_PATH to it (docs/mpi.md)"
             )
-        pc.subworlds(1)
+        pc.subworlds(group)
     h.load_file("stdrun.hoc")
     h.load_file("import3d.hoc")
     h(_TEMPLATE)

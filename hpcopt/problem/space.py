@@ -9,6 +9,7 @@ import numpy as np
 
 from ..config.cell import CellProblem
 from ..config.evaluator import EvaluatorProblem
+from ..config.network import NetworkProblem
 from ..errors import ConfigError, HpcoptError
 from ..neuron import mechanisms
 from .function import FunctionEvaluator
@@ -94,6 +95,10 @@ class Problem:
         return isinstance(self.config.problem, CellProblem)
 
     @property
+    def is_network(self):
+        return isinstance(self.config.problem, NetworkProblem)
+
+    @property
     def is_evaluator(self):
         return isinstance(self.config.problem, EvaluatorProblem)
 
@@ -120,6 +125,11 @@ class Problem:
             from . import cell
 
             return self._naming_the_config(cell.CellEvaluator, self, self.config.problem.model, comm)
+        if self.is_network:
+            from . import network
+
+            return self._naming_the_config(network.NetworkEvaluator, self, self.config.problem, comm,
+                                           self.config.execution.ranks_per_evaluation if comm is not None else 1)
         if self.is_evaluator:
             from . import bluepyopt
 

@@ -27,17 +27,19 @@ def speed(run, last=RECENT_GENERATIONS):
     and resumed later), then only the generations' own wall time. Utilisation is
     the evaluations' time over ranks x the generations' wall time; the run file
     does not store the number of ranks, so it counts the ranks seen evaluating
-    (rank ids 0..max) in each generation."""
+    (rank ids 0..max) in each generation; with several ranks per evaluation, the
+    groups seen (their leaders' ranks 0, K, 2K, ...), each busy while it evaluates."""
     recent = run.generations[-last:]
     wall = np.array([max(g.end_time - g.start_time, 1e-9) for g in recent])
     span = recent[-1].end_time - recent[0].start_time
     elapsed = span if span <= 2 * wall.sum() else wall.sum()
     evaluations = sum(len(g.scores) for g in recent)
-    ranks = np.array([int(np.max(g.ranks, initial=0)) + 1 for g in recent])
+    k = int(run.config.get("execution", {}).get("ranks_per_evaluation", 1))
+    ranks = np.array([int(np.max(g.ranks, initial=0)) // k + 1 for g in recent])
     busy = sum(float(np.sum(g.eval_seconds)) for g in recent)
     if run.asynchronous:  # a batch holds some ranks' results only: every rank works across batches
         ranks = np.full(len(recent), ranks.max())
-    return (evaluations / max(elapsed, 1e-9), busy / float(np.sum(ranks * wall)), int(ranks.max()),
+    return (evaluations / max(elapsed, 1e-9), busy / float(np.sum(ranks * wall)), int(ranks.max()) * k,
             elapsed / len(recent))
 
 
@@ -92,6 +94,7 @@ def text(run, rows=10):
     o = run.config["optimizer"]
     problem = run.config["problem"]
     kind = ("cell model" if run.is_cell else f"function {problem['function']}" if "function" in problem
+            else f"network {problem['network']['builder']}" if "network" in problem
             else f"BluePyOpt evaluator {problem['bluepyopt_evaluator']['factory']}")
     done = len(run.generations)
     lines = [f"{run.path}: {o['algorithm']}, population {o['population']}, "

@@ -1,0 +1,40 @@
+"""Network builders whose behaviour the tests control: examples/network's E/I network,
+logging each build of a group's leader to HPCOPT_TEST_LOG (an event a test can wait
+for), and refusing some parameter sets on one rank of the group."""
+
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "network"))
+
+import model  # noqa: E402  (examples/network/model.py)
+
+
+def build(pc, params):
+    """The example's network; raises on group rank ``refuse_on`` (a frozen parameter,
+    -1: never) when w_in > 0.006."""
+    if int(params.get("refuse_on", -1)) == int(pc.id()) and params["w_in"] > 0.006:
+        raise ValueError(f"w_in {params['w_in']:.4g} refused on group rank {int(pc.id())}")
+    log = os.environ.get("HPCOPT_TEST_LOG")
+    if log and int(pc.id()) == 0:
+        with open(log, "a") as f:
+            f.write(f"{params['w_in']!r}\n")
+    return model.build(pc, params)
+
+
+def nothing_recorded(pc, params):
+    """A builder that forgets to say what to record."""
+    model.build(pc, params)
+    return {"cells": "none"}
+
+
+def dies_once_on_group_rank_1(pc, params):
+    """The example's network, but group rank 1 segfaults (as a broken mechanism would)
+    the first time it builds a network with w_in > 0.006; HPCOPT_TEST_LOG records it."""
+    log = os.environ["HPCOPT_TEST_LOG"]
+    if int(pc.id()) == 1 and params["w_in"] > 0.006 and not os.path.exists(log):
+        with open(log, "w") as f:
+            f.write("crash\n")
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return model.build(pc, params)
