@@ -151,8 +151,9 @@ def report(run, results, args):
         f"- Success: the best-scoring individual has every parameter within {100 * TOLERANCE:g} % of the truth; "
         "evaluations to success: the first count from which the best so far stays within it (median over the "
         "successful runs)",
-        "- hpcopt CMA-ES with its defaults (scale auto, no restarts); with IPOP and BIPOP restarts sharing the "
-        "same budget",
+        "- hpcopt CMA-ES with its defaults (scale auto, no restarts)" +
+        ("; with IPOP and BIPOP restarts sharing the same budget" if any("IPOP" in label for label in args.optimisers)
+         else ""),
         "- Optimisers: " + ", ".join(f"`{label}`" for label in args.optimisers),
         "",
     ]
