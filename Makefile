@@ -41,11 +41,11 @@ example-l5pc: install
 
 # The E/I network example (examples/network) under mpiexec -n 4, two ranks per evaluation
 # (NEURON subworlds of 2): fits three synaptic weights to the firing the known weights
-# in truth.json give, and prints the best weights beside them
+# in truth.json give; fails unless every objective ends within one std of its target
 example-network: install
 	@mkdir -p run
 	$(BIN)/mpiexec -n 4 $(BIN)/hpcopt run examples/network/config.json -o run/network.h5 --overwrite
-	$(BIN)/python examples/compare_truth.py run/network.h5 examples/network/truth.json
+	$(BIN)/python examples/network/compare.py run/network.h5
 
 # The Graupner-Brunel STDP example (examples/stdp) under mpiexec -n $(NP): IBEA at the
 # budget of BluePyOpt's notebook (100 x 200), compared with the notebook's fit, then

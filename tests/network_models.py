@@ -38,3 +38,11 @@ def dies_once_on_group_rank_1(pc, params):
             f.write("crash\n")
         os.kill(os.getpid(), signal.SIGSEGV)
     return model.build(pc, params)
+
+
+def short_delays(pc, params):
+    """The example's network with connection delays shorter than the time step."""
+    built = model.build(pc, params)
+    for netcon in built["connections"]:
+        netcon.delay = 0.01
+    return built

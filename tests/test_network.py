@@ -98,6 +98,31 @@ def test_evaluate_shows_each_measure_beside_its_target(tmp_path):
     assert result["score"] < 1e-3 and result["features"]["I.rate"] == [pytest.approx(53.5)]
 
 
+@pytest.mark.parametrize("change, where, says", [
+    (lambda p: p.update(bin=100), "network.bin", "fewer than 2 bins"),
+    (lambda p: p.update(penalty=0), "network.penalty", "must be > 0"),
+    (lambda p: p["objectives"].update({"": {"population": "E", "measure": "rate", "mean": 1, "std": 1}}),
+     "network.objectives", "needs a name"),
+])
+def test_settings_that_could_only_score_the_penalty_are_refused(change, where, says):
+    problem = network()
+    change(problem["network"])
+    with pytest.raises(ConfigError) as err:
+        parse(problem)
+    assert where in str(err.value) and says in str(err.value)
+
+
+def test_a_connection_shorter_than_the_step_fails_the_evaluation(tmp_path):
+    """NEURON's spike exchange cannot deliver it between ranks: failed at K = 1 too, so
+    that a run does not depend on K."""
+    path = write_config(tmp_path, "c.json", problem=network("network_models:short_delays"),
+                        optimizer={**OPTIMIZER, "generations": 1})
+    hpcopt("run", path, "-o", tmp_path / "run.h5", "-q")
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert set(f["generations/000000/status"][()]) == {1}
+        assert b"connection delay of 0.01 ms is shorter than the time step" in f["generations/000000/error"][0]
+
+
 def test_a_builder_that_records_nothing_fails_each_evaluation(tmp_path):
     path = write_config(tmp_path, "c.json", problem=network("network_models:nothing_recorded"),
                         optimizer={**OPTIMIZER, "generations": 1})
@@ -123,17 +148,20 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("ranks, k", [(2, 1), (2, 2), (3, 1), (4, 2)])
-def test_the_same_run_at_any_k_and_rank_count(tmp_path, reference, ranks, k):
+@pytest.mark.parametrize("ranks, k, rank0", [(2, 1, "auto"), (2, 2, "auto"), (3, 1, "auto"), (4, 2, "auto"),
+                                             (4, 2, "dispatch")])
+def test_the_same_run_at_any_k_and_rank_count(tmp_path, reference, ranks, k, rank0):
+    """rank0 dispatch: rank 0 only hands out work, and the other ranks of its group wait
+    until the end."""
     path = config(tmp_path, "c.json", k)
-    done = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=ranks)
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", "--rank0", rank0, ranks=ranks)
     assert_same_results(tmp_path / "run.h5", reference["plain"])
     groups = ranks // k
     assert (f"{ranks} ranks in {groups} group{'s' * (groups > 1)} of {k}" if k > 1 else f"{ranks} ranks") \
         in done.stderr
     with h5py.File(tmp_path / "run.h5", "r") as f:  # leaders' world ranks
         seen = set(np.concatenate([g["rank"][()] for g in f["generations"].values()]))
-    assert seen <= set(range(0, ranks, k))
+    assert seen <= set(range(k if rank0 == "dispatch" else 0, ranks, k))
 
 
 @pytest.mark.mpi

@@ -103,18 +103,24 @@ def parse(raw, where, base_dir):
     if "v_init" in table:
         kwargs["v_init"] = fields.number(table, where, "v_init")
     if "penalty" in table:
-        kwargs["penalty"] = fields.number(table, where, "penalty")
+        kwargs["penalty"] = fields.number(table, where, "penalty", above=0)
+    targets = _objectives(table["objectives"], where / "objectives")
+    if any(o.measure == "synchrony" for o in targets) and kwargs.get("bin", 5.0) > (window[1] - window[0]) / 2:
+        raise where.error("bin", f"{kwargs.get('bin', 5.0):g} ms leaves fewer than 2 bins in the window "
+                                 f"{list(window)}: synchrony cannot be measured")
     path = table.get("path", [base_dir] if base_dir else [])
     if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
         raise where.error("path", f"expected a list of directories, found {fields.show(path)}")
-    return NetworkProblem(builder, parse_table(table["parameters"], where / "parameters"),
-                          _objectives(table["objectives"], where / "objectives"), tstop, tuple(window),
+    return NetworkProblem(builder, parse_table(table["parameters"], where / "parameters"), targets, tstop,
+                          tuple(window),
                           path=tuple(path), **kwargs)
 
 
 def _objectives(raw, where):
     if not isinstance(raw, dict) or not raw:
         raise where.error(None, f"expected an object {{name: {{...}}}}, found {fields.show(raw)}")
+    if "" in raw:
+        raise where.error(None, "an objective needs a name (found \"\")")
     return tuple(_objective(name, spec, where / name) for name, spec in raw.items())
 
 

@@ -5,7 +5,9 @@ distribution: evaluation times vary tenfold within a generation) and, unless tol
 to only dispatch, evaluates individuals itself too, so N ranks run N evaluations
 at once. Its dispatcher runs in a thread beside rank 0's own evaluations; the
 main thread makes no MPI call while that thread lives, so MPI_THREAD_SERIALIZED
-suffices.
+suffices, except where groups of ranks evaluate one individual together (a network
+over NEURON subworlds, ``split``): rank 0's group then calls MPI while it integrates,
+which needs MPI_THREAD_MULTIPLE (``threads_at_once``).
 
 Nobody busy-spins: MPI's blocking calls poll the network at full speed, which on
 an oversubscribed node steals a core from a simulation, so every wait here is a

@@ -7,7 +7,7 @@ spike sources (``pc.cell``), connects them (``pc.gid_connect``) and returns
 
     {"populations": {name: [gids created here]},   # spikes recorded and measured
      "voltages": {name: segment},                   # e.g. cell.soma(0.5), optional
-     ...}                                           # anything else: kept until the run ends
+     ...}                                           # anything else: kept until the evaluation ends
 
 The group then integrates with a fixed step (``pc.psolve``), the group leader gathers
 the spikes and voltages and scores them; the other ranks return None. With a fixed step
@@ -15,11 +15,14 @@ and random streams tied to gids (Random123), the scores do not depend on how man
 the network is spread over.
 
 A builder that raises on any rank fails the evaluation on all of them (they agree
-before integrating); an error inside the integration of one rank cannot be recovered by
-the others, which wait in NEURON's spike exchange: it ends the job, as a rank's crash
-does, and the crash rule applies on resume.
+before integrating; the builder itself must make no collective call, or the ranks that
+did not raise would wait in it), and so does a connection delay shorter than the time
+step, which NEURON's spike exchange cannot deliver; an error inside the integration of
+one rank cannot be recovered by the others, which wait in NEURON's spike exchange: it
+ends the job, as a rank's crash does, and the crash rule applies on resume.
 """
 
+import gc
 import math
 import traceback
 
@@ -77,7 +80,8 @@ class NetworkEvaluator:
         except (Exception, SystemExit) as err:  # a bad parameter set is data
             where = traceback.extract_tb(err.__traceback__)[-1]
             error = f"{type(err).__name__}: {err} ({where.filename}:{where.lineno})"
-        errors = self.pc.py_allgather(error)  # every rank of the group learns whether all built
+        error = error or self._too_short_delay()
+        errors = self._allgather(error)  # every rank of the group learns whether all built
         try:
             failed = [(r, e) for r, e in enumerate(errors) if e is not None]
             if failed:
@@ -85,11 +89,27 @@ class NetworkEvaluator:
                 return self.problem.penalised(f"build: {message}" + (f" (group rank {r})" if r else "")) \
                     if self.leads else None
             self._integrate()
-            gathered = self.pc.py_gather(self._results(*recorded), 0)
+            results = self._results(*recorded)
+            gathered = self.pc.py_gather(results, 0) if int(self.pc.nhost()) > 1 else [results]
         finally:
             self.pc.gid_clear()
             del built
+            gc.collect()  # cells in reference cycles (Section(cell=self)) must not live on into the next network
         return self._score(gathered) if self.leads else None
+
+    def _allgather(self, value):
+        """``value`` of every rank of the group (no MPI call on a group of one: rank 0
+        may evaluate in its own process while its dispatcher thread calls MPI)."""
+        return self.pc.py_allgather(value) if int(self.pc.nhost()) > 1 else [value]
+
+    def _too_short_delay(self):
+        """Why the network cannot run with the fixed step (a connection between gids
+        shorter than dt), or None."""
+        delays = [nc.delay for nc in self.h.List("NetCon") if nc.srcgid() >= 0]
+        if delays and min(delays) < self.spec.dt:
+            return (f"a connection delay of {min(delays):g} ms is shorter than the time step dt = {self.spec.dt:g} "
+                    "ms: NEURON's spike exchange cannot deliver it")
+        return None
 
     def _record(self, built):
         """(t Vector, spike times, spike gids, {population: gids}, {name: Vector}) recording
@@ -140,6 +160,9 @@ class NetworkEvaluator:
         for _, _, pops, voltages in gathered:
             for name, members in pops.items():
                 populations.setdefault(name, []).extend(members)
+            twice = sorted(name for name in voltages if (PROTOCOL, name) in traces)
+            if twice:
+                return self.problem.penalised(f"voltage {twice[0]!r} recorded on two ranks: name each on one")
             traces.update({(PROTOCOL, name): trace for name, trace in voltages.items()})
         unknown = sorted({o.population for o in spec.targets if o.population and o.population not in populations} |
                          {o.voltage for o in spec.targets if o.voltage and (PROTOCOL, o.voltage) not in traces})
