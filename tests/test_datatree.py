@@ -90,3 +90,4 @@ def test_a_view_reaching_outside_its_array_is_refused():
     doctored = text.replace('"offset":0', '"offset":64')
     with pytest.raises(ValueError, match="outside"):
         datatree.load(doctored, arrays, [])
+

@@ -58,9 +58,11 @@ def dump(root, classes, functions=(), name="root"):
             owner = _owner(obj)
             if owner is not None:  # a view into another array's memory: that array, and where
                 start = obj.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
-                return {"$id": tag, "$view": store(owner, path + "#owner"), "order": _order(owner),
-                        "dtype": obj.dtype.str, "shape": list(obj.shape), "strides": list(obj.strides),
-                        "offset": start}
+                view = {"$id": tag, "$view": None, "order": _order(owner), "dtype": obj.dtype.str,
+                        "shape": list(obj.shape), "strides": list(obj.strides), "offset": start}
+                if _inside(owner, view):  # else (as_strided beyond its owner) stored as a copy
+                    view["$view"] = store(owner, path + "#owner")
+                    return view
             return {"$id": tag, "$array": store(obj, path), "order": _order(obj)}
         if isinstance(obj, np.random.Generator):
             bits = type(obj.bit_generator).__name__
@@ -210,12 +212,19 @@ def _view(owner, n):
     shape, strides, offset = [int(v) for v in n["shape"]], [int(v) for v in n["strides"]], int(n["offset"])
     if len(shape) != len(strides) or min(shape, default=1) < 0:
         raise ValueError(f"not a view: shape {shape}, strides {strides}")
-    if min(shape, default=1) > 0:
-        low = offset + sum((k - 1) * s for k, s in zip(shape, strides) if s < 0)
-        high = offset + sum((k - 1) * s for k, s in zip(shape, strides) if s > 0) + dtype.itemsize
-        if low < 0 or high > owner.nbytes:
-            raise ValueError(f"a view reaching outside its array's {owner.nbytes} bytes")
+    if not _inside(owner, n):
+        raise ValueError(f"a view reaching outside its array's {owner.nbytes} bytes")
     return np.ndarray(shape, dtype, buffer=owner, offset=offset, strides=strides)
+
+
+def _inside(owner, n):
+    """Whether the view node ``n`` stays within ``owner``'s memory."""
+    shape, strides, offset = [int(v) for v in n["shape"]], [int(v) for v in n["strides"]], int(n["offset"])
+    if min(shape, default=1) == 0:
+        return 0 <= offset <= owner.nbytes
+    low = offset + sum((k - 1) * s for k, s in zip(shape, strides) if s < 0)
+    high = offset + sum((k - 1) * s for k, s in zip(shape, strides) if s > 0) + np.dtype(n["dtype"]).itemsize
+    return low >= 0 and high <= owner.nbytes
 
 
 def _number(n):
