@@ -150,7 +150,7 @@ test-slurm-mpi-%: .venv-%/.installed
 	flock setup.cfg .venv-$*/bin/python -m pip install --quiet -e '.[test]'  # one at a time: it writes hpcopt.egg-info here
 	touch $@
 
-BENCHMARKS := zdt1_vs_bluepyopt cmaes_vs_bluepyopt cell_vs_bluepyopt evaluation_overhead l5pc_speed bluepyopt_run scheduler rank0_cost memory scaling success_rate
+BENCHMARKS := zdt1_vs_bluepyopt cmaes_vs_bluepyopt cell_vs_bluepyopt evaluation_overhead l5pc_speed bluepyopt_run scheduler rank0_cost memory scaling success_rate network
 
 # Benchmarks: measured ratios, each written to benchmarks/results/, then benchmarks/RESULTS.md
 bench: install
