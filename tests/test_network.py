@@ -234,3 +234,21 @@ def test_the_config_in_docs_networks_md_is_valid():
         (p.name, p.lower, p.upper) for p in example.problem.parameters]
     for a, b in zip(shown.problem.targets, example.problem.targets):
         assert a.mean == pytest.approx(b.mean, rel=0.01) and a.std == pytest.approx(b.std, rel=0.01)
+
+
+def test_the_report_shows_each_measure_against_its_target(tmp_path, reference):
+    import csv
+
+    hpcopt("report", reference["plain"], "-o", tmp_path / "report")
+    with open(tmp_path / "report" / "features.csv") as f:
+        rows = list(csv.DictReader(f))
+    objectives = network()["network"]["objectives"]
+    assert [r["feature"] for r in rows] == list(objectives)
+    for r in rows:
+        target = objectives[r["feature"]]
+        assert float(r["target_mean"]) == target["mean"] and float(r["target_std"]) == target["std"]
+        assert r["protocol"] == target.get("population", target.get("voltage"))
+        assert float(r["score"]) == pytest.approx(abs(float(r["value"]) - target["mean"]) / target["std"])
+    assert (tmp_path / "report" / "features.png").stat().st_size > 10_000
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "Measures of the best individual (lowest score) against their targets" in page

@@ -70,13 +70,23 @@ def feature_targets(run):
     stored config; a BluePyOpt run's config names its files, which must still be there."""
     from .. import config as configuration
 
-    if not run.is_cell:
+    if not run.is_cell and not run.is_network:
         return None, "a function problem has no features"
     try:
-        model = configuration.parse(run.config, source=f"{run.path} (stored config)").problem.model
+        problem = configuration.parse(run.config, source=f"{run.path} (stored config)").problem
     except (HpcoptError, OSError) as err:
         return None, f"the stored config cannot be read here ({err})"
-    return list(model.features), None
+    if run.is_network:  # each objective measures one value: the 'protocol' column names what it measures
+        return [NetworkTarget(o.name, o.population or o.voltage, o.mean, o.std) for o in problem.targets], None
+    return list(problem.model.features), None
+
+
+class NetworkTarget:
+    """A network objective as a row of the features table: name, the population or
+    voltage it measures (``protocol``), target mean and std."""
+
+    def __init__(self, name, protocol, mean, std):
+        self.name, self.protocol, self.mean, self.std = name, protocol, mean, std
 
 
 def feature_rows(run, table, i, features):

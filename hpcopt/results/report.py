@@ -109,9 +109,10 @@ def _fit_sections(run, table, groups, chosen, add, directory):
         "bar; every value is written). Bars that reached the penalty (a missing feature or a failed simulation) are "
         "red and hatched; the dashed line is the penalty.",
         objectives(run, table, groups, i))
-    if run.is_cell:
+    if run.is_cell or run.is_network:
         figure, caption, extra = features_section(run, table, i, who, directory)
-        add("features.png", f"Features of {who} against their targets", caption, figure, extra)
+        add("features.png", f"{'Measures' if run.is_network else 'Features'} of {who} against their targets",
+            caption, figure, extra)
     else:  # no features: none of an earlier report (of another run) stays beside the page
         for name in (FEATURES_CSV, "features.png"):
             if os.path.exists(os.path.join(directory, name)):
@@ -308,6 +309,13 @@ def features_section(run, table, i, who, directory):
         rows = [(n.split(".")[0], n, float(stored[i, k]) if stored is not None else math.nan, math.nan, math.nan,
                  math.nan, math.nan) for k, n in enumerate(names)]
         caption = f"The targets cannot be known: {why}. The table lists the feature values the run file stores."
+    elif run.is_network:
+        rows = fit.feature_rows(run, table, i, features)
+        caption = (f"Each objective of {who} ({_describe(run, table, i)}): what it measured (a population's rate, "
+                   "ISI CV or synchrony, or an eFEL feature of a recorded voltage; none where nothing could be "
+                   "measured), the target mean and std from the stored config, the deviation (value - mean) / std, "
+                   "and the stored score (|value - mean| / std, or the penalty). Green band: within one std; light "
+                   "band: two. The axis is linear within one std and logarithmic beyond.")
     else:
         rows = fit.feature_rows(run, table, i, features)
         caption = (f"Each feature of {who} ({_describe(run, table, i)}): its value as the run file stores it (the "

@@ -72,6 +72,10 @@ class Run:
         return "cell" in self.config["problem"]
 
     @property
+    def is_network(self):
+        return "network" in self.config["problem"]
+
+    @property
     def algorithm(self):
         return self.config["optimizer"]["algorithm"]
 
