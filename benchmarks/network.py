@@ -118,7 +118,6 @@ def report(run, args, results):
     throughput_ratio = two_k2["throughput"] / two_k1["throughput"]
     throughput_ratio_wall = two_k2["throughput_wall"] / two_k1["throughput_wall"]
     same, worst, n_runs = identical(results)
-    spread = {label: [float(np.median(r["eval_seconds"])) for r in results[label]] for label, _, _ in RUNS}
     lines = [
         *run.header("Networks: time per evaluation and throughput at K = 1 and K = 2 ranks per evaluation",
                     " (a shared machine: wall times include waiting for a CPU taken by other work)"),
@@ -152,18 +151,7 @@ def report(run, args, results):
         "throughput says more about start-up than about K. Leaders busy: the sum of evaluation seconds over the "
         "generations' span (the number of groups at work on average).",
         "",
-        "## Per repeat",
-        "",
-        *harness.table("repeat>", "run", "median ms>", "evaluations / s>", "wall s>"),
-        *[harness.row(repeat + 1, label, harness.ms(np.median(r["eval_seconds"])),
-                      f"{len(r['eval_seconds']) / r['span']:.3f}", f"{r['wall']:.2f}")
-          for repeat in range(args.repeats) for label, _, _ in RUNS for r in [results[label][repeat]]],
-        "",
-        "Each run evaluates the same points in every repeat, so the spread of its per-repeat medians "
-        "(largest / smallest) is how much the machine's other load moved the times during this run: "
-        + ", ".join(f"{label} x{max(v) / min(v):.2f}" for label, v in spread.items())
-        + ". Differences between the runs smaller than that are not resolved by this measurement.",
-        "",
+        *per_repeat(results, args),
         "## Ratios (measured in this run)",
         "",
         f"- Time per evaluation, K=2 (2 ranks) / K=1 (1 rank), medians: **{per_eval_ratio:.3f}** "
@@ -180,6 +168,39 @@ def report(run, args, results):
         + ("the same points, bit-identical objectives" if same
            else f"**NOT identical** (largest absolute difference {worst:g})"),
         "",
+        *representativeness(one),
+        run.tail(),
+    ]
+    targets = [harness.target(
+        f"network (examples/network, CMA-ES {args.population} x {args.generations}): objectives bit-identical "
+        f"at 1 rank K=1, 2 ranks K=1 and 2 ranks K=2 ({n_runs} runs; per evaluation K=2 / K=1 "
+        f"{per_eval_ratio:.2f}, throughput at 2 ranks K=2 / K=1 {throughput_ratio:.2f}: no target)",
+        "bit-identical", "bit-identical" if same else f"differ (max {worst:g})", same)]
+    return "\n".join(lines) + "\n", targets
+
+
+def per_repeat(results, args):
+    """The per-repeat table and how much the machine's load moved each run's median."""
+    spread = {label: [float(np.median(r["eval_seconds"])) for r in results[label]] for label, _, _ in RUNS}
+    return [
+        "## Per repeat",
+        "",
+        *harness.table("repeat>", "run", "median ms>", "evaluations / s>", "wall s>"),
+        *[harness.row(repeat + 1, label, harness.ms(np.median(r["eval_seconds"])),
+                      f"{len(r['eval_seconds']) / r['span']:.3f}", f"{r['wall']:.2f}")
+          for repeat in range(args.repeats) for label, _, _ in RUNS for r in [results[label][repeat]]],
+        "",
+        "Each run evaluates the same points in every repeat, so the spread of its per-repeat medians "
+        "(largest / smallest) is how much the machine's other load moved the times during this run: "
+        + ", ".join(f"{label} x{max(v) / min(v):.2f}" for label, v in spread.items())
+        + ". Differences between the runs smaller than that are not resolved by this measurement.",
+        "",
+    ]
+
+
+def representativeness(one):
+    """What these figures stand for (``one``: the 1-rank K=1 summary)."""
+    return [
         "## How representative this is",
         "",
         f"A 50-cell network ({harness.ms(one['median'])} ms per evaluation on one rank, median above) on a "
@@ -194,14 +215,7 @@ def report(run, args, results):
         "exchanging spikes or waiting for each other; K>1 is for a network that does not fit one "
         "rank's memory or time, or to shorten each evaluation.",
         "",
-        run.tail(),
     ]
-    targets = [harness.target(
-        f"network (examples/network, CMA-ES {args.population} x {args.generations}): objectives bit-identical "
-        f"at 1 rank K=1, 2 ranks K=1 and 2 ranks K=2 ({n_runs} runs; per evaluation K=2 / K=1 "
-        f"{per_eval_ratio:.2f}, throughput at 2 ranks K=2 / K=1 {throughput_ratio:.2f}: no target)",
-        "bit-identical", "bit-identical" if same else f"differ (max {worst:g})", same)]
-    return "\n".join(lines) + "\n", targets
 
 
 def arguments():
