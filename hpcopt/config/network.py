@@ -52,8 +52,9 @@ class Objective:
 class NetworkProblem:
     """``config.problem`` for a network: ``builder(pc, params)`` (module:name, imported
     with ``path`` in front of sys.path) creates the cells of this rank and says what to
-    record; hpcopt runs it to ``tstop`` with a fixed step ``dt`` and measures
-    ``objectives`` (tuple of Objective) in ``window`` (ms)."""
+    record, or ``netpyne`` (module:name) makes NetPyNE's (netParams, simConfig) from the
+    parameters, and NetPyNE creates the cells (problem/netpyne.py); hpcopt runs it to
+    ``tstop`` with a fixed step ``dt`` and measures ``objectives`` (tuple of Objective) in ``window`` (ms)."""
 
     builder: str
     parameters: tuple
@@ -65,6 +66,7 @@ class NetworkProblem:
     bin: float = 5.0  # ms, of the population rate whose variance measures synchrony
     penalty: float = 250.0
     path: tuple = ()
+    netpyne: str = ""  # module:function making (netParams, simConfig); then builder is ""
 
     @property
     def objectives(self):
@@ -77,7 +79,7 @@ class NetworkProblem:
 
     def resolved(self):
         return {"network": {
-            "builder": self.builder,
+            **({"netpyne": self.netpyne} if self.netpyne else {"builder": self.builder}),
             "parameters": {p.name: [p.lower, p.upper] if p.free else p.value for p in self.parameters},
             "objectives": {o.name: o.resolved() for o in self.targets},
             "tstop": self.tstop, "dt": self.dt, "v_init": self.v_init, "window": list(self.window),
@@ -87,11 +89,16 @@ class NetworkProblem:
 
 def parse(raw, where, base_dir):
     """The NetworkProblem of ``problem.network`` (``where``: that field)."""
-    table = fields.table(raw, where, required=("builder", "parameters", "objectives", "tstop"),
-                         optional=("dt", "v_init", "window", "bin", "penalty", "path"))
-    builder = table["builder"]
-    if not isinstance(builder, str) or builder.count(":") != 1 or not all(builder.split(":")):
-        raise where.error("builder", f"expected 'module:function', found {fields.show(builder)}")
+    table = fields.table(raw, where, required=("parameters", "objectives", "tstop"),
+                         optional=("builder", "netpyne", "dt", "v_init", "window", "bin", "penalty", "path"))
+    if ("builder" in table) == ("netpyne" in table):
+        raise where.error(None, "give either builder (build(pc, params) creating the cells) or netpyne "
+                                "(make(params) returning NetPyNE's netParams and simConfig)" +
+                                (", not both" if "builder" in table else ""))
+    form = "builder" if "builder" in table else "netpyne"
+    function = table[form]
+    if not isinstance(function, str) or function.count(":") != 1 or not all(function.split(":")):
+        raise where.error(form, f"expected 'module:function', found {fields.show(function)}")
     tstop = fields.number(table, where, "tstop", above=0)
     window = (0.0, tstop)
     if "window" in table:
@@ -111,9 +118,10 @@ def parse(raw, where, base_dir):
     path = table.get("path", [base_dir] if base_dir else [])
     if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
         raise where.error("path", f"expected a list of directories, found {fields.show(path)}")
-    return NetworkProblem(builder, parse_table(table["parameters"], where / "parameters"), targets, tstop,
-                          tuple(window),
-                          path=tuple(path), **kwargs)
+    if form == "netpyne":
+        kwargs["netpyne"] = function
+    return NetworkProblem(function if form == "builder" else "", parse_table(table["parameters"], where / "parameters"),
+                          targets, tstop, tuple(window), path=tuple(path), **kwargs)
 
 
 def _objectives(raw, where):

@@ -51,7 +51,7 @@ class NetworkEvaluator:
         self.h = h = session.neuron(comm, group)
         self.pc = h.ParallelContext()
         self.problem, self.spec = problem, spec
-        self.builder = import_callable(spec.builder, spec.path, where="problem.network.builder")
+        self.builder = self._import()
         self.frozen = {p.name: p.value for p in spec.parameters if not p.free}
         voltages = [o for o in spec.targets if o.voltage]
         self.features = tuple(Feature(PROTOCOL, o.voltage, o.feature, o.mean, o.std, spec.window[0], spec.window[1],
@@ -69,33 +69,50 @@ class NetworkEvaluator:
         """Whether this rank returns the group's Outcomes."""
         return int(self.pc.id()) == 0
 
+    def _import(self):
+        """The user's function that builds the network (config's ``builder``)."""
+        return import_callable(self.spec.builder, self.spec.path, where="problem.network.builder")
+
     def __call__(self, x):
         params = dict(self.frozen)
         params.update(zip(self.problem.names, map(float, x)))
-        built, error = None, None
+        built, recorded, failed = self._build(params)
         try:
-            with exits_raise():
-                built = self.builder(self.pc, params)
-            recorded = self._record(built)
-        except (Exception, SystemExit) as err:  # a bad parameter set is data
-            where = traceback.extract_tb(err.__traceback__)[-1]
-            error = f"{type(err).__name__}: {err} ({where.filename}:{where.lineno})"
-        error = error or self._too_short_delay()
-        errors = self._allgather(error)  # every rank of the group learns whether all built
-        try:
-            failed = [(r, e) for r, e in enumerate(errors) if e is not None]
             if failed:
-                r, message = failed[0]
+                r, message = failed
                 return self.problem.penalised(f"build: {message}" + (f" (group rank {r})" if r else "")) \
                     if self.leads else None
             self._integrate()
             results = self._results(*recorded)
             gathered = self.pc.py_gather(results, 0) if int(self.pc.nhost()) > 1 else [results]
         finally:
+            self._clear()
             self.pc.gid_clear()
             del built
             gc.collect()  # cells in reference cycles (Section(cell=self)) must not live on into the next network
         return self._score(gathered) if self.leads else None
+
+    def _build(self, params):
+        """(what the builder returned, what _record returned, None or (group rank, error) of
+        the first rank that failed): the builder on every rank of the group, which agree."""
+        built, recorded, error = None, None, None
+        try:
+            with exits_raise():
+                built = self.builder(self.pc, params)
+            recorded = self._record(built)
+        except (Exception, SystemExit) as err:  # a bad parameter set is data
+            error = described(err)
+        return built, recorded, self._agree(error or self._too_short_delay())
+
+    def _agree(self, error):
+        """None or (group rank, error) of the first rank of the group whose ``error`` is not
+        None: every rank of the group learns whether all succeeded."""
+        failed = [(r, e) for r, e in enumerate(self._allgather(error)) if e is not None]
+        return failed[0] if failed else None
+
+    def _clear(self):
+        """Forget this evaluation's network before pc.gid_clear() (nothing to do here: the
+        builder's objects are dropped with its answer)."""
 
     def _allgather(self, value):
         """``value`` of every rank of the group (no MPI call on a group of one: rank 0
@@ -183,6 +200,12 @@ class NetworkEvaluator:
                 scores[i] = abs(values[i] - o.mean) / o.std
         raw = {o.name: [float(v)] if math.isfinite(v) else None for o, v in zip(spec.targets, values)}
         return Outcome(scores, features=values, raw=raw)
+
+
+def described(err):
+    """An exception as a line of the run file: type, message, where it was raised."""
+    where = traceback.extract_tb(err.__traceback__)[-1]
+    return f"{type(err).__name__}: {err} ({where.filename}:{where.lineno})"
 
 
 def measure(name, times, ids, members, window, bin_ms):

@@ -126,9 +126,10 @@ class Problem:
 
             return self._naming_the_config(cell.CellEvaluator, self, self.config.problem.model, comm)
         if self.is_network:
-            from . import network
+            from . import netpyne, network
 
-            return self._naming_the_config(network.NetworkEvaluator, self, self.config.problem, comm,
+            evaluator = netpyne.NetPyNEEvaluator if self.config.problem.netpyne else network.NetworkEvaluator
+            return self._naming_the_config(evaluator, self, self.config.problem, comm,
                                            self.config.execution.ranks_per_evaluation if comm is not None else 1)
         if self.is_evaluator:
             from . import bluepyopt

@@ -94,7 +94,8 @@ def text(run, rows=10):
     o = run.config["optimizer"]
     problem = run.config["problem"]
     kind = ("cell model" if run.is_cell else f"function {problem['function']}" if "function" in problem
-            else f"network {problem['network']['builder']}" if "network" in problem
+            else f"network {problem['network'].get('builder') or 'netpyne ' + problem['network']['netpyne']}"
+            if "network" in problem
             else f"BluePyOpt evaluator {problem['bluepyopt_evaluator']['factory']}")
     done = len(run.generations)
     lines = [f"{run.path}: {o['algorithm']}, population {o['population']}, "
