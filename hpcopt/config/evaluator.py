@@ -36,9 +36,7 @@ class EvaluatorProblem:
 
 def parse(raw, where, base_dir):
     t = fields.table(raw, where, required=("factory",), optional=KEYS)
-    factory = t["factory"]
-    if not isinstance(factory, str) or factory.count(":") != 1 or not all(factory.split(":")):
-        raise where.error("factory", f"expected 'package.module:callable', found {fields.show(factory)}")
+    factory = fields.callable_name(t, where, "factory")
     arguments = t.get("arguments", {})
     if not isinstance(arguments, dict):
         raise where.error("arguments", f"expected an object {{name: value}}, found {fields.show(arguments)}")
@@ -47,11 +45,9 @@ def parse(raw, where, base_dir):
         mod_dir = path_of(t["mod_dir"], where, "mod_dir", base_dir)
         if not any(name.endswith(".mod") for name in _listing(mod_dir, where)):
             raise where.error("mod_dir", f"no .mod file in {mod_dir}")
-    path = t.get("path", [base_dir] if base_dir else [])
-    if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
-        raise where.error("path", f"expected a list of directories, found {fields.show(path)}")
+    path = fields.import_path(t, where, base_dir)
     penalty = fields.number(t, where, "penalty", above=0) if "penalty" in t else 250.0
-    return EvaluatorProblem(factory, json.dumps(arguments, sort_keys=True), mod_dir, tuple(path), penalty)
+    return EvaluatorProblem(factory, json.dumps(arguments, sort_keys=True), mod_dir, path, penalty)
 
 
 def _listing(directory, where):

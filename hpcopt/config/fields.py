@@ -86,3 +86,20 @@ def path_of(value, where, key, base_dir):
     if not isinstance(value, str) or not value:
         raise where.error(key, f"expected a path, found {show(value)}")
     return os.path.normpath(os.path.join(base_dir or ".", os.path.expanduser(value)))
+
+
+def callable_name(raw, where, key, shape="'package.module:callable'"):
+    """The 'module:name' string of field ``key`` (``shape``: how a message shows it)."""
+    value = raw[key]
+    if not isinstance(value, str) or value.count(":") != 1 or not all(value.split(":")):
+        raise where.error(key, f"expected {shape}, found {show(value)}")
+    return value
+
+
+def import_path(raw, where, base_dir):
+    """The directories of field ``path`` (put in front of sys.path to import the user's
+    code); default: the config's folder."""
+    path = raw.get("path", [base_dir] if base_dir else [])
+    if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
+        raise where.error("path", f"expected a list of directories, found {show(path)}")
+    return tuple(path)

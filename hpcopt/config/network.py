@@ -96,9 +96,7 @@ def parse(raw, where, base_dir):
                                 "(make(params) returning NetPyNE's netParams and simConfig)" +
                                 (", not both" if "builder" in table else ""))
     form = "builder" if "builder" in table else "netpyne"
-    function = table[form]
-    if not isinstance(function, str) or function.count(":") != 1 or not all(function.split(":")):
-        raise where.error(form, f"expected 'module:function', found {fields.show(function)}")
+    function = fields.callable_name(table, where, form, "'module:function'")
     tstop = fields.number(table, where, "tstop", above=0)
     window = (0.0, tstop)
     if "window" in table:
@@ -115,13 +113,11 @@ def parse(raw, where, base_dir):
     if any(o.measure == "synchrony" for o in targets) and kwargs.get("bin", 5.0) > (window[1] - window[0]) / 2:
         raise where.error("bin", f"{kwargs.get('bin', 5.0):g} ms leaves fewer than 2 bins in the window "
                                  f"{list(window)}: synchrony cannot be measured")
-    path = table.get("path", [base_dir] if base_dir else [])
-    if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
-        raise where.error("path", f"expected a list of directories, found {fields.show(path)}")
+    path = fields.import_path(table, where, base_dir)
     if form == "netpyne":
         kwargs["netpyne"] = function
     return NetworkProblem(function if form == "builder" else "", parse_table(table["parameters"], where / "parameters"),
-                          targets, tstop, tuple(window), path=tuple(path), **kwargs)
+                          targets, tstop, tuple(window), path=path, **kwargs)
 
 
 def _objectives(raw, where):

@@ -282,9 +282,7 @@ def _problem(raw, where, base_dir):
     if isinstance(raw, dict) and ("cell" in raw or "bluepyopt" in raw):
         return cell.problem(raw, where, base_dir)
     table = fields.table(raw, where, required=("function", "parameters", "objectives"), optional=("penalty", "path"))
-    function = table["function"]
-    if not isinstance(function, str) or function.count(":") != 1 or not all(function.split(":")):
-        raise where.error("function", f"expected 'package.module:callable', found {fields.show(function)}")
+    function = fields.callable_name(table, where, "function")
 
     parameters = parse_table(table["parameters"], where / "parameters")
 
@@ -299,10 +297,8 @@ def _problem(raw, where, base_dir):
         raise where.error("objectives", "names must be unique")
     penalty = fields.number(table, where, "penalty") if "penalty" in table else 250.0
 
-    path = table.get("path", [base_dir] if base_dir else [])
-    if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
-        raise where.error("path", f"expected a list of directories, found {fields.show(path)}")
-    return FunctionProblem(function, parameters, tuple(objectives), penalty, tuple(path))
+    path = fields.import_path(table, where, base_dir)
+    return FunctionProblem(function, parameters, tuple(objectives), penalty, path)
 
 
 # the largest population (and IBEA offspring): IBEA's indicator matrix is
