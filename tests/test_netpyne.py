@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from conftest import HERE, assert_same_results, hpcopt, write_config
+from conftest import HERE, assert_same_results, generations, hpcopt, write_config
 
 from hpcopt import config as configuration
 from hpcopt.errors import ConfigError
@@ -65,13 +65,11 @@ def test_an_evaluation_measures_finite_values(tmp_path):
 
 
 def test_a_make_that_returns_no_pair_fails_each_evaluation(tmp_path):
-    import h5py
-
     path = config(tmp_path, "c.json", make="netpyne_models:not_a_pair")
     hpcopt("run", path, "-o", tmp_path / "run.h5", "-q")
-    with h5py.File(tmp_path / "run.h5", "r") as f:
-        assert set(f["generations/000000/status"][()]) == {1}
-        assert b"not (netParams, simConfig)" in f["generations/000000/error"][0]
+    first = generations(tmp_path / "run.h5", ("status", "error"))["000000"]
+    assert set(first["status"]) == {1}
+    assert b"not (netParams, simConfig)" in first["error"][0]
 
 
 @pytest.fixture(scope="module")

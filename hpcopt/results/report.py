@@ -309,20 +309,18 @@ def features_section(run, table, i, who, directory):
         rows = [(n.split(".")[0], n, float(stored[i, k]) if stored is not None else math.nan, math.nan, math.nan,
                  math.nan, math.nan) for k, n in enumerate(names)]
         caption = f"The targets cannot be known: {why}. The table lists the feature values the run file stores."
-    elif run.is_network:
+    else:
         rows = fit.feature_rows(run, table, i, features)
         caption = (f"Each objective of {who} ({_describe(run, table, i)}): what it measured (a population's rate, "
                    "ISI CV or synchrony, or an eFEL feature of a recorded voltage; none where nothing could be "
                    "measured), the target mean and std from the stored config, the deviation (value - mean) / std, "
-                   "and the stored score (|value - mean| / std, or the penalty). Green band: within one std; light "
-                   "band: two. The axis is linear within one std and logarithmic beyond.")
-    else:
-        rows = fit.feature_rows(run, table, i, features)
-        caption = (f"Each feature of {who} ({_describe(run, table, i)}): its value as the run file stores it (the "
+                   "and the stored score (|value - mean| / std, or the penalty)." if run.is_network else
+                   f"Each feature of {who} ({_describe(run, table, i)}): its value as the run file stores it (the "
                    "mean of eFEL's values; none where eFEL found none), the target mean and std from the stored "
                    "config, the deviation (value - mean) / std, and the stored score (eFEL's distance: the mean of "
-                   "|value - mean| / std over the feature's values, the penalty where it is missing). Green band: "
-                   "within one std; light band: two. The axis is linear within one std and logarithmic beyond.")
+                   "|value - mean| / std over the feature's values, the penalty where it is missing).")
+        caption += (" Green band: within one std; light band: two. The axis is linear within one std and "
+                    "logarithmic beyond.")
     with open(path, "w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
         out.writerow(FEATURE_COLUMNS)
