@@ -644,6 +644,7 @@ def _best(args):
             j = int(np.argmin(g.scores))
             if best is None or g.scores[j] < best[0].scores[best[1]]:
                 best = (g, j)
+        feature_names = run.names("feature") if best[0].features is not None else None
     g, j = best
     result = {
         "generation": g.index,
@@ -653,6 +654,9 @@ def _best(args):
         "parameters": dict(zip(names[0], map(float, g.parameters[j]))),
         "objectives": dict(zip(names[1], map(float, g.objectives[j]))),
     }
+    if feature_names is not None:  # what was measured (NaN, no value found: null)
+        result["features"] = {name: None if np.isnan(value) else float(value)
+                              for name, value in zip(feature_names, g.features[j])}
     where = f"generation {g.index}, individual {j}"
     if g.ids is not None:  # an asynchronous run: the record is a batch
         result["id"] = int(g.ids[j])
@@ -665,6 +669,10 @@ def _best(args):
             print(f"  {_printable(name)} = {value:.10g}")
         for name, value in result["objectives"].items():
             print(f"  {_printable(name)}: {value:.6g}")
+        if "features" in result:
+            print("measured features:")
+            for name, value in result["features"].items():
+                print(f"  {_printable(name)}: {'none found' if value is None else f'{value:.6g}'}")
     return 0
 
 

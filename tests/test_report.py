@@ -5,6 +5,7 @@
 import csv
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
@@ -482,6 +483,23 @@ def test_exported_model_scores_what_the_run_stored(which, rank, request, tmp_pat
     # the JSON is what `hpcopt evaluate --params` reads, and scores the same
     evaluated = json.loads(hpcopt("evaluate", config, "--params", tmp_path / "p.json", "--json").stdout)
     assert list(evaluated["objectives"].values()) == list(stored)
+
+
+def test_best_prints_the_measured_features(cell_run, function_run):
+    """``hpcopt best`` gives the best individual's stored feature values (null where eFEL
+    found none), by name; a function problem has none."""
+    _, run = cell_run
+    best = json.loads(hpcopt("best", run, "--json").stdout)
+    with h5py.File(run, "r") as f:
+        names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["feature_names"]]
+        stored = f["generations"][f"{best['generation']:06d}"]["features"][best["index"]]
+    assert list(best["features"]) == names and len(names) == 15
+    assert [math.nan if v is None else v for v in best["features"].values()] == pytest.approx(list(stored),
+                                                                                             nan_ok=True)
+    assert all(v is None or v == s for v, s in zip(best["features"].values(), stored))
+    text = hpcopt("best", run).stdout
+    assert "measured features:" in text and f"  {names[0]}: " in text
+    assert "features" not in json.loads(hpcopt("best", function_run[1], "--json").stdout)
 
 
 def test_export_of_the_best_is_what_best_prints(function_run, tmp_path):

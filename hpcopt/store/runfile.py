@@ -616,7 +616,7 @@ class RunFile:
 
     @_reading
     def names(self, kind):
-        """The stored ``kind`` names ("parameter" or "objective"), a list of strings."""
+        """The stored ``kind`` names ("parameter", "objective" or "feature"), a list of strings."""
         names = _plain(self.file.attrs.get(f"{kind}_names"))
         if not isinstance(names, (list, np.ndarray)) or not all(isinstance(n, str) for n in names):
             raise RunFileError(f"{self.path}: damaged run file: no list of {kind} names ('{kind}_names')")
