@@ -2,9 +2,14 @@
 20 excitatory and 10 inhibitory single-compartment Hodgkin-Huxley cells (NEURON's
 built-in hh), each driven by its own Poisson background (a NetStim source, seeded by
 NetPyNE per cell and gid), E->I and I->E connections with probability 0.5 (drawn by
-NetPyNE's gid-seeded generator) whose weights are parameters, and E->E weak."""
+NetPyNE's gid-seeded generator) whose weights are parameters, and E->E weak.
+``refusing`` and ``dies_once_on_group_rank_1`` are the failures a group must agree on."""
+
+import os
+import signal
 
 from netpyne import specs
+from neuron import h
 
 
 def make(params):
@@ -32,3 +37,28 @@ def make(params):
 def not_a_pair(params):
     """A make() that forgets the simConfig."""
     return make(params)[0]
+
+
+def refusing(params):
+    """make(), but raises on group rank ``refuse_on`` (a frozen parameter, -1: never) when
+    w_in > 0.0055; each build of a group's leader is logged to HPCOPT_TEST_LOG (an event a
+    test can wait for)."""
+    rank = int(h.ParallelContext().id())  # the rank in the group (NEURON's subworld)
+    if int(params.get("refuse_on", -1)) == rank and params["w_in"] > 0.0055:
+        raise ValueError(f"w_in {params['w_in']:.4g} refused on group rank {rank}")
+    log = os.environ.get("HPCOPT_TEST_LOG")
+    if log and rank == 0:
+        with open(log, "a") as f:
+            f.write(f"{params['w_in']!r}\n")
+    return make(params)
+
+
+def dies_once_on_group_rank_1(params):
+    """make(), but group rank 1 segfaults (as a broken mechanism would) the first time it
+    makes a network with w_in > 0.0055; HPCOPT_TEST_LOG records it."""
+    log = os.environ["HPCOPT_TEST_LOG"]
+    if int(h.ParallelContext().id()) == 1 and params["w_in"] > 0.0055 and not os.path.exists(log):
+        with open(log, "w") as f:
+            f.write("crash\n")
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return make(params)

@@ -1,12 +1,19 @@
 """NetPyNE networks (problem.network.netpyne, tests/netpyne_models.py): the config's
-forms, finite measures, and the same run at 1 rank (K = 1), 2 ranks (K = 2) and 4 ranks
-(K = 2). Skipped where NetPyNE is not installed (pip install hpcopt[netpyne])."""
+forms, finite measures, the same run at 1 rank (K = 1), 2 ranks (K = 2) and 4 ranks
+(K = 2), and at K = 2 a make() that fails on one rank of a group, a signal then resume, a
+rank that dies. Skipped where NetPyNE is not installed (pip install hpcopt[netpyne])."""
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
+import h5py
 import pytest
-from conftest import HERE, assert_same_results, generations, hpcopt, write_config
+from conftest import HERE, assert_same_results, generations, hpcopt, mpiexec, write_config
 
 from hpcopt import config as configuration
 from hpcopt.errors import ConfigError
@@ -17,10 +24,10 @@ OPTIMIZER = {"algorithm": "cmaes", "population": 4, "generations": 2, "seed": 2}
 TRUTH = {"w_in": 0.003, "w_ei": 0.005, "w_ie": 0.02}
 
 
-def network(make="netpyne_models:make"):
+def network(make="netpyne_models:make", **frozen):
     return {"network": {
         "netpyne": make, "path": [HERE],
-        "parameters": {"w_in": [0.001, 0.01], "w_ei": [0.001, 0.03], "w_ie": [0.005, 0.2], "w_ee": 0.001},
+        "parameters": {"w_in": [0.001, 0.01], "w_ei": [0.001, 0.03], "w_ie": [0.005, 0.2], "w_ee": 0.001, **frozen},
         "tstop": 200, "window": [50, 200],
         "objectives": {
             "E.rate": {"population": "E", "measure": "rate", "mean": 4.7, "std": 0.5},
@@ -30,8 +37,8 @@ def network(make="netpyne_models:make"):
             "e0.mean_frequency": {"voltage": "E[0]", "feature": "mean_frequency", "mean": 73, "std": 7}}}}
 
 
-def config(tmp_path, name, k=1, make="netpyne_models:make"):
-    return write_config(tmp_path, name, problem=network(make), optimizer=OPTIMIZER,
+def config(tmp_path, name, k=1, make="netpyne_models:make", optimizer=OPTIMIZER, **frozen):
+    return write_config(tmp_path, name, problem=network(make, **frozen), optimizer=optimizer,
                         execution={"ranks_per_evaluation": k})
 
 
@@ -74,13 +81,66 @@ def test_a_make_that_returns_no_pair_fails_each_evaluation(tmp_path):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
+    """The run of each test config at 1 rank (K = 1): {name: run file}."""
     directory = tmp_path_factory.mktemp("netpyne_reference")
-    hpcopt("run", config(directory, "c.json"), "-o", directory / "run.h5", "-q")
-    return directory / "run.h5"
+    runs = {}
+    for name, make, frozen in (("plain", "netpyne_models:make", {}),
+                               ("refusing", "netpyne_models:refusing", {"refuse_on": 0})):  # 1 rank: the leader
+        runs[name] = directory / f"{name}.h5"
+        hpcopt("run", config(directory, f"{name}.json", make=make, **frozen), "-o", runs[name], "-q")
+    return runs
 
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("ranks, k", [(2, 2), (4, 2)])
 def test_the_same_run_at_any_k_and_rank_count(tmp_path, reference, ranks, k):
     hpcopt("run", config(tmp_path, "c.json", k), "-o", tmp_path / "run.h5", "-q", ranks=ranks)
-    assert_same_results(tmp_path / "run.h5", reference)
+    assert_same_results(tmp_path / "run.h5", reference["plain"])
+
+
+@pytest.mark.mpi
+def test_a_group_agrees_that_make_failed(tmp_path, reference):
+    """make() raises on group rank 1 only; its leader made the network fine: the group fails
+    the evaluation together (no rank left waiting in NetPyNE or the integration), the same
+    evaluations as where the only rank refuses."""
+    path = config(tmp_path, "c.json", 2, make="netpyne_models:refusing", refuse_on=1)
+    hpcopt("run", path, "-o", tmp_path / "run.h5", "-q", ranks=4, timeout=300)
+    assert_same_results(tmp_path / "run.h5", reference["refusing"])
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        errors = [e for g in f["generations"].values() for e in g["error"][()] if e]
+    assert errors, "no individual had w_in > 0.0055: the test proves nothing"
+    assert all(b"refused on group rank 1" in e and b"(group rank 1)" in e for e in errors)
+
+
+@pytest.mark.mpi
+def test_resume_after_a_signal_at_k_2(tmp_path):
+    """SIGUSR1 to a 4-rank job (two groups of 2) in generation 3, then resume at 4 ranks:
+    the run of an uninterrupted job at 2 ranks (one group of 2)."""
+    optimizer = {**OPTIMIZER, "generations": 6}
+    full = tmp_path / "full.h5"
+    hpcopt("run", config(tmp_path, "full.json", 2, optimizer=optimizer), "-o", full, "-q", ranks=2)
+    log = tmp_path / "builds.log"
+    command = [*mpiexec(4), sys.executable, "-m", "hpcopt", "run",
+               config(tmp_path, "c.json", 2, "netpyne_models:refusing", optimizer), "-o", tmp_path / "run.h5"]
+    env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(log)}
+    job = subprocess.Popen(list(map(str, command)), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, start_new_session=True)
+    while job.poll() is None and len(log.read_text().splitlines() if log.exists() else []) < 10:
+        time.sleep(0.05)  # generation 3 has started
+    os.killpg(job.pid, signal.SIGUSR1)
+    _, err = job.communicate(timeout=300)
+    assert job.returncode == 3, err
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert 2 <= len(f["generations"]) < 6
+    hpcopt("resume", tmp_path / "run.h5", "-q", ranks=4)
+    assert_same_results(tmp_path / "run.h5", full)
+
+
+@pytest.mark.mpi
+def test_a_dead_rank_in_a_group_ends_the_job_and_resume_finishes_the_run(tmp_path, reference):
+    path = config(tmp_path, "c.json", 2, "netpyne_models:dies_once_on_group_rank_1")
+    env = {"HPCOPT_TEST_LOG": str(tmp_path / "crash.log")}
+    first = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2, check=False, env=env, timeout=300)
+    assert first.returncode not in (0, 2, 3) and (tmp_path / "crash.log").exists(), first.stderr
+    hpcopt("resume", tmp_path / "run.h5", "-q", ranks=2, env=env)
+    assert_same_results(tmp_path / "run.h5", reference["plain"])
