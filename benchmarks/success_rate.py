@@ -38,7 +38,7 @@ quartiles. This is a measurement: it exits 0 whatever it finds.
     python benchmarks/success_rate.py --problems cell --optimisers "hpcopt CMA-ES" --name success_rate_cell
                                                # examples/cell, hpcopt CMA-ES only, 10 seeds
 
-``--optimisers`` takes labels of OPTIMISERS, comma-separated (a comma followed by a space is
+``--optimisers`` takes labels of OPTIMISERS or SETTINGS, comma-separated (a comma followed by a space is
 part of a label: "hpcopt CMA-ES,hpcopt CMA-ES, IPOP" is two). A run of only some of them must
 give ``--name``, the name of its results files (default success_rate), so that it does not
 overwrite the results of all of them.
@@ -154,6 +154,15 @@ OPTIMISERS = {  # label: ("hpcopt", optimizer section) or ("bluepyopt", algorith
     "hpcopt IBEA": ("hpcopt", {"algorithm": "ibea"}),
     "BluePyOpt IBEA": ("bluepyopt", "ibea"),
 }
+# IBEA's settings (issue 12, item 4), run only when named in --optimisers: BluePyOpt's
+# variation (each variable mutated with probability 0.5), a larger eta (smaller steps) and a
+# smaller kappa (selection closer to plain dominance)
+SETTINGS = {
+    "hpcopt IBEA, mutation 0.5": ("hpcopt", {"algorithm": "ibea", "mutation_probability": 0.5}),
+    "hpcopt IBEA, eta 20": ("hpcopt", {"algorithm": "ibea", "eta_crossover": 20, "eta_mutation": 20}),
+    "hpcopt IBEA, kappa 0.01": ("hpcopt", {"algorithm": "ibea", "kappa": 0.01}),
+}
+KNOWN = {**OPTIMISERS, **SETTINGS}
 
 
 DEFAULT = "hpcopt CMA-ES"  # the optimiser whose success rate is the target
@@ -240,8 +249,9 @@ def arguments():
                         help="seeds of the NEURON problems hh, cell and l5pc_like (default: --seeds; "
                              "0.05-0.2 s an evaluation)")
     parser.add_argument("--optimisers", default=",".join(OPTIMISERS),
-                        help="comma-separated labels of the optimisers to run (default all: "
-                             + "; ".join(OPTIMISERS) + ")")
+                        help="comma-separated labels of the optimisers to run (default all of: "
+                             + "; ".join(OPTIMISERS) + "; IBEA's settings only when named: "
+                             + "; ".join(SETTINGS) + ")")
     parser.add_argument("--name", help=f"name of the results files results/NAME.{{md,json}} (default {NAME}; "
                                        "needed when --optimisers is not all of them)")
     args = harness.parse(parser, quick={"seeds": 2, "budget": 96, "problems": "conductances"})
@@ -253,9 +263,9 @@ def arguments():
     if unknown or not args.problems:
         parser.error(f"--problems: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
     args.optimisers = labels(args.optimisers)
-    unknown = [label for label in args.optimisers if label not in OPTIMISERS]
+    unknown = [label for label in args.optimisers if label not in KNOWN]
     if unknown or not args.optimisers:
-        parser.error(f"--optimisers: unknown {'; '.join(unknown) or '(none given)'}; known: {'; '.join(OPTIMISERS)}")
+        parser.error(f"--optimisers: unknown {'; '.join(unknown) or '(none given)'}; known: {'; '.join(KNOWN)}")
     if set(args.optimisers) != set(OPTIMISERS) and args.name is None and not args.no_write:
         parser.error(f"--optimisers without all of them needs --name, so as not to overwrite results/{NAME}")
     args.name = args.name or NAME
@@ -276,7 +286,7 @@ def main():
             evaluate = None
             results[name] = {}
             for label in args.optimisers:
-                tool, setting = OPTIMISERS[label]
+                tool, setting = KNOWN[label]
                 runs = results[name][label] = []
                 for seed in range(1, seeds(args, name) + 1):
                     if tool == "hpcopt":

@@ -30,6 +30,24 @@ def test_defaults_are_resolved():
     assert config.parse(json.loads(json.dumps(resolved))).resolved() == resolved
 
 
+def test_ibea_variation_probabilities():
+    """crossover_probability and mutation_probability reach IBEA; at their defaults they are
+    absent from the resolved config (a run file written before them resolves the same)."""
+    from hpcopt.optimize import generators
+
+    assert "mutation_probability" not in config.parse(copy.deepcopy(GOOD)).resolved()["optimizer"]
+    raw = copy.deepcopy(GOOD)
+    raw["optimizer"].update(crossover_probability=0.9, mutation_probability=0.5)
+    c = config.parse(raw)
+    resolved = c.resolved()
+    assert (resolved["optimizer"]["crossover_probability"], resolved["optimizer"]["mutation_probability"]) == (0.9, 0.5)
+    assert config.parse(json.loads(json.dumps(resolved))).resolved() == resolved
+    made = generators.create(c.optimizer, 3, 2)
+    assert (made.crossover_probability, made.mutation_probability) == (0.9, 0.5)
+    default = generators.create(config.parse(copy.deepcopy(GOOD)).optimizer, 3, 2)
+    assert (default.crossover_probability, default.mutation_probability) == (1.0, 1 / 3)
+
+
 def test_frozen_parameters_and_weights():
     raw = copy.deepcopy(GOOD)
     raw["problem"]["parameters"]["x2"] = 0.5
@@ -68,6 +86,9 @@ BAD = [
     (_set("optimizer.popsize", 5), "optimizer.popsize", "valid keys here: algorithm, population, generations"),
     (_set("optimizer.sigma0", 0.3), "optimizer.sigma0", "not an option of ibea"),
     (_set("optimizer.kappa", 0), "optimizer.kappa", "must be > 0"),
+    (_set("optimizer.mutation_probability", 1.5), "optimizer.mutation_probability", "must be <= 1"),
+    (_set("optimizer.crossover_probability", -0.1), "optimizer.crossover_probability", "must be >= 0"),
+    (_set("optimizer.crossover_probability", "all"), "optimizer.crossover_probability", "expected a number"),
     (_set("optimizer.weights", [1]), "optimizer.weights", "expected 2 weights"),
     (_set("problem.function", "no_colon"), "problem.function", "package.module:callable"),
     (_set("problem.objectives", []), "problem.objectives", "non-empty list"),

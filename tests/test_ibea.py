@@ -339,7 +339,8 @@ def test_state_round_trip_before_the_first_tell():
 
 def test_generators_create_and_restore():
     optimizer = SimpleNamespace(algorithm="ibea", seed=5, population=8, offspring=None,
-                                kappa=0.05, eta_crossover=10.0, eta_mutation=20.0, asynchronous=False)
+                                kappa=0.05, eta_crossover=10.0, eta_mutation=20.0, crossover_probability=1.0,
+                                mutation_probability=None, asynchronous=False)
     made = run(generators.create(optimizer, 3, 2), 2)
     assert made.offspring == 8 and made.eta_mutation == 20.0
     restored = generators.restore("ibea", made.state())

@@ -66,6 +66,8 @@ class Optimizer:
     kappa: float = 0.05
     eta_crossover: float = 10.0
     eta_mutation: float = 10.0
+    crossover_probability: float = 1.0  # per pair of parents
+    mutation_probability: object = None  # per variable; None: 1 / the number of free parameters
     # CMA-ES
     sigma0: float = 0.25
     restarts: object = "none"  # "none", "ipop" or "bipop" (or a stored {"strategy": ..., "max": ...})
@@ -140,6 +142,11 @@ class Optimizer:
                 eta_crossover=self.eta_crossover,
                 eta_mutation=self.eta_mutation,
             )
+            # absent at their defaults: the stored config of a run without them is unchanged
+            if self.crossover_probability != 1.0:
+                out["crossover_probability"] = self.crossover_probability
+            if self.mutation_probability is not None:
+                out["mutation_probability"] = self.mutation_probability
             if self.asynchronous:
                 out.update(asynchronous=True, batch=self.batch_size)
         else:
@@ -304,7 +311,8 @@ def _problem(raw, where, base_dir):
 # the largest population (and IBEA offspring): IBEA's indicator matrix is
 # (population + offspring)^2 numbers, 3.2 GB at 2 x 10,000; CMA-ES keeps a few vectors per sample
 MAX_POPULATION = {"ibea": 10_000, "cmaes": 100_000}
-_IBEA_KEYS = ("offspring", "kappa", "eta_crossover", "eta_mutation", "asynchronous", "batch")
+_IBEA_KEYS = ("offspring", "kappa", "eta_crossover", "eta_mutation", "crossover_probability",
+              "mutation_probability", "asynchronous", "batch")
 _CMAES_KEYS = ("sigma0", "restarts")
 
 
@@ -348,6 +356,9 @@ def _optimizer(raw, where, problem):
     for key in ("eta_crossover", "eta_mutation"):
         if key in table:
             kwargs[key] = fields.number(table, where, key, minimum=0)
+    for key in ("crossover_probability", "mutation_probability"):
+        if key in table:
+            kwargs[key] = float(fields.number(table, where, key, minimum=0, maximum=1))
     if "asynchronous" in table:
         if not isinstance(table["asynchronous"], bool):
             raise where.error("asynchronous", f"expected true or false, found {fields.show(table['asynchronous'])}")

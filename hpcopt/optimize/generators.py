@@ -45,6 +45,8 @@ def create(optimizer, dimension, n_objectives):
             kappa=optimizer.kappa,
             eta_crossover=optimizer.eta_crossover,
             eta_mutation=optimizer.eta_mutation,
+            crossover_probability=optimizer.crossover_probability,
+            mutation_probability=optimizer.mutation_probability,
         )
     if optimizer.algorithm == "cmaes":
         from .cmaes import CMAES
