@@ -13,6 +13,8 @@ half-written file. Layout: docs/runfile.md.
 """
 
 import contextlib
+import dataclasses
+import errno
 import fcntl
 import functools
 import json
@@ -152,12 +154,15 @@ class Writer:
             elif _hdf5_locks_forced():  # HDF5 then locks the shadow itself as it opens it, and would find ours
                 os.close(lock)
                 lock = None
+            room = _size_of(records) + _size_of(state)
+            _reserve(self.shadow, os.path.getsize(self.path), room)
             try:
                 f = h5py.File(self.shadow, "r+", locking=False)
             except OSError:
                 if not _hdf5_locks_forced():
                     raise
                 self._copy_whole()  # a reader opened the shadow in between: write a new one
+                _reserve(self.shadow, os.path.getsize(self.path), room)
                 f = h5py.File(self.shadow, "r+", locking=False)
             with f:
                 with h5py.File(self.path, "r", locking=False) as current:
@@ -362,6 +367,48 @@ def _mount_of(path, mounts):
         if inside and (best is None or len(point) >= len(best[0])):
             best = (point, fields[2], set(fields[3].split(",")))
     return None if best is None else best[1:]
+
+
+# room reserved for a checkpoint beyond 1.5 times the bytes of its data: HDF5's object
+# headers, B-trees and heaps take a few KiB (measured: a checkpoint grows the file by at most
+# 1.2 times its data plus the generations the shadow lacks, the first one, which creates the
+# state, the most)
+RESERVE_EXTRA = 32 * 1024
+
+
+def _reserve(shadow, final, data):
+    """Make sure the disk has room for what a checkpoint writes into ``shadow`` before HDF5
+    writes anything: OSError (No space left on device) now rather than inside HDF5, which
+    does not recover from a failed write (it fails again as each of its objects goes, and
+    can crash the process at exit). ``final``: the size of the run file the shadow catches
+    up with; ``data``: the bytes of the new records and state. The room is allocated at the
+    shadow's end (posix_fallocate); HDF5 writes into it and cuts the file to what it used
+    when it closes it. Where a filesystem cannot allocate ahead, nothing is reserved."""
+    have = os.path.getsize(shadow)
+    size = max(have, final) + data + data // 2 + RESERVE_EXTRA
+    fd = os.open(shadow, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, have, size - have)  # only the new part: the cost does not grow with the file
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _size_of(value):
+    """Bytes of the data in ``value`` (arrays, strings, and containers and dataclasses of them)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, (bytes, str)):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_size_of(k) + _size_of(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return sum(map(_size_of, value))
+    if dataclasses.is_dataclass(value):
+        return sum(_size_of(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return 8
 
 
 def _abandon(path):
