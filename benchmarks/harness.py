@@ -335,8 +335,8 @@ def ms(seconds):
 
 
 def target(what, target, measured, met):
-    """One row of the targets table."""
-    return {"what": what, "target": target, "measured": measured, "met": bool(met)}
+    """One row of the targets table; met None: a comparison, which has no target."""
+    return {"what": what, "target": target, "measured": measured, "met": None if met is None else bool(met)}
 
 
 class Run:

@@ -217,12 +217,11 @@ def report(run, results, args):
 
 
 def target(name, by_optimiser, args):
-    """The targets row of a problem: every seed a success, for hpcopt CMA-ES with its defaults
-    (or, in a run without it, the first optimiser run); the others' success rates beside."""
+    """The targets row of a problem: every seed a success, for hpcopt CMA-ES with its defaults,
+    the others' success rates beside; a run without it compares, with no target."""
     headline = DEFAULT if DEFAULT in by_optimiser else next(iter(by_optimiser))
-    described = headline + (" with default settings" if headline == DEFAULT else "")
-    if len(by_optimiser) > 1:
-        described += "; the others beside"
+    described = (f"{DEFAULT} with default settings" + ("; the others beside" if len(by_optimiser) > 1 else "")
+                 if headline == DEFAULT else ", ".join(by_optimiser))
     first = summary(by_optimiser[headline])
     measured = "; ".join(f"{label} {summary(runs)['successes']}/{summary(runs)['runs']}"
                          for label, runs in by_optimiser.items())
@@ -231,7 +230,8 @@ def target(name, by_optimiser, args):
     return harness.target(
         f"success rate on {name} ({args.budget} evaluations, {seeds(args, name)} seeds; every parameter within "
         f"{100 * TOLERANCE:g} % of the truth), {described}",
-        "every seed", measured, first["successes"] == first["runs"])
+        "every seed" if headline == DEFAULT else f"none (a comparison; the target is {DEFAULT}'s)", measured,
+        first["successes"] == first["runs"] if headline == DEFAULT else None)
 
 
 def labels(text):

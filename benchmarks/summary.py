@@ -44,14 +44,16 @@ def targets_table(results, prefix=""):
     """Markdown lines: the count of targets met, then one table row per target (links
     relative to benchmarks/, or to ``prefix`` + that)."""
     rows = [(data, t) for _, data in results for t in data["targets"]]
-    met = sum(1 for _, t in rows if t["met"])
-    lines = [f"**{met} of {len(rows)} targets met.**", "",
-             *table("benchmark", "what", "target", "measured", "met?", "details")]
+    judged = [t for _, t in rows if t["met"] is not None]  # met None: a comparison, without a target
+    met = sum(1 for t in judged if t["met"])
+    lines = [f"**{met} of {len(judged)} targets met.**" + (f" ({len(rows) - len(judged)} rows are comparisons "
+                                                            "without a target: -.)" if len(judged) < len(rows) else ""),
+             "", *table("benchmark", "what", "target", "measured", "met?", "details")]
     for data, t in rows:
         report = data.get("report")
         link = f"[{report}]({prefix}results/{report})" if report else ""
         lines.append(row(cell(data["benchmark"]), cell(t["what"]), cell(t["target"]), cell(t["measured"]),
-                         "yes" if t["met"] else "**NO**", link))
+                         "-" if t["met"] is None else "yes" if t["met"] else "**NO**", link))
     return lines
 
 
