@@ -11,7 +11,8 @@ report and, unless ``--no-write``, writes ``benchmarks/results/<name>.md`` and b
      "load": [1-min load average at start, at end], "versions": {package: version},
      "targets": [{"what", "target", "measured", "met"}, ...]}
 
-``target`` and ``measured`` are short texts ("<= 0.75", "0.21"); ``met`` is a bool.
+``target`` and ``measured`` are short texts ("<= 0.75", "0.21"); ``met`` is a bool, or
+None for a comparison that has no target.
 ``benchmarks/summary.py`` renders all of them into ``benchmarks/RESULTS.md``.
 Benchmarks measure, they do not assert: a missed target is a result, not an error.
 """

@@ -645,6 +645,9 @@ def _best(args):
             if best is None or g.scores[j] < best[0].scores[best[1]]:
                 best = (g, j)
         feature_names = run.names("feature") if best[0].features is not None else None
+        if feature_names is not None and best[0].features.shape[1] != len(feature_names):
+            raise RunFileError(f"{args.runfile}: damaged run file: generation {best[0].index} stores "
+                               f"{best[0].features.shape[1]} features for {len(feature_names)} feature names")
     g, j = best
     result = {
         "generation": g.index,
@@ -654,8 +657,8 @@ def _best(args):
         "parameters": dict(zip(names[0], map(float, g.parameters[j]))),
         "objectives": dict(zip(names[1], map(float, g.objectives[j]))),
     }
-    if feature_names is not None:  # what was measured (NaN, no value found: null)
-        result["features"] = {name: None if np.isnan(value) else float(value)
+    if feature_names is not None:  # what was measured (NaN, no value found: null, as JSON has no NaN)
+        result["features"] = {name: float(value) if np.isfinite(value) else None
                               for name, value in zip(feature_names, g.features[j])}
     where = f"generation {g.index}, individual {j}"
     if g.ids is not None:  # an asynchronous run: the record is a batch

@@ -154,13 +154,14 @@ class Writer:
             elif _hdf5_locks_forced():  # HDF5 then locks the shadow itself as it opens it, and would find ours
                 os.close(lock)
                 lock = None
-            room = _size_of(records) + _size_of(state)
-            _reserve(self.shadow, os.path.getsize(self.path), room)
+            room = _size_of(records) + _size_of(state) + _size_of(attrs or {})
+            had = _reserve(self.shadow, os.path.getsize(self.path), room)
             try:
                 f = h5py.File(self.shadow, "r+", locking=False)
             except OSError:
                 if not _hdf5_locks_forced():
                     raise
+                os.truncate(self.shadow, had)  # give the room back: the reader keeps the file as it was
                 self._copy_whole()  # a reader opened the shadow in between: write a new one
                 _reserve(self.shadow, os.path.getsize(self.path), room)
                 f = h5py.File(self.shadow, "r+", locking=False)
@@ -382,8 +383,11 @@ def _reserve(shadow, final, data):
     does not recover from a failed write (it fails again as each of its objects goes, and
     can crash the process at exit). ``final``: the size of the run file the shadow catches
     up with; ``data``: the bytes of the new records and state. The room is allocated at the
-    shadow's end (posix_fallocate); HDF5 writes into it and cuts the file to what it used
-    when it closes it. Where a filesystem cannot allocate ahead, nothing is reserved."""
+    shadow's end (posix_fallocate; where a filesystem cannot allocate ahead, the C library
+    writes a byte into each new block, and where even that reserves nothing, as on a
+    compressing filesystem, a full disk can still fail inside HDF5). HDF5 writes into the
+    room and cuts the file to what it used when it closes it. Returns the shadow's size
+    before."""
     have = os.path.getsize(shadow)
     size = max(have, final) + data + data // 2 + RESERVE_EXTRA
     fd = os.open(shadow, os.O_RDWR)
@@ -394,6 +398,7 @@ def _reserve(shadow, final, data):
             raise
     finally:
         os.close(fd)
+    return have
 
 
 def _size_of(value):
@@ -737,6 +742,8 @@ class RunFile:
                 raise RunFileError(f"{where}/{key}: expected shape {expected}, found {found}")
         if group["error"].dtype.kind != "S":
             raise RunFileError(f"{where}/error: expected byte strings, found {group['error'].dtype}")
+        if "features" in group and group["features"].dtype.kind not in "fiu":
+            raise RunFileError(f"{where}/features: expected numbers, found {group['features'].dtype}")
         for key in ("start_time", "end_time") + (("asked_before", "asked_after") if "id" in group else ()):
             if key not in group.attrs:
                 raise RunFileError(f"{where}: no '{key}' attribute")
