@@ -218,6 +218,8 @@ def test_a_dead_rank_in_a_group_ends_the_job_and_resume_finishes_the_run(tmp_pat
     env = {"HPCOPT_TEST_LOG": str(tmp_path / "crash.log")}
     first = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2, check=False, env=env, timeout=300)
     assert first.returncode not in (0, 2, 3) and (tmp_path / "crash.log").exists(), first.stderr
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert 1 <= len(f["generations"]) < 3  # a resume, not a new start
     hpcopt("resume", tmp_path / "run.h5", "-q", ranks=2, env=env)
     assert_same_results(tmp_path / "run.h5", reference["plain"])
 
