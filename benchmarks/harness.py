@@ -229,17 +229,19 @@ def resolve_paths(cell, base):
             cell[key] = str(base / value)
 
 
-def truth_found(X, scores, target, tolerance):
+def truth_found(X, scores, target, tolerance, threshold=None):
     """How a run that evaluated the rows of X (n, d) in order, with ``scores`` (n,), did
     against the true parameters ``target`` (d,): success (its best-scoring point has every
-    parameter within ``tolerance``, relative), to_success (the first evaluation count from
-    which the best so far stays within it, None without success), best (score), evaluations,
-    error (the largest relative error of the best point)."""
+    parameter within ``tolerance``, relative; with a ``threshold``, its best score is at or
+    below it instead), to_success (the first evaluation count from which the best so far
+    stays a success, None without success), best (score), evaluations, error (the largest
+    relative error of the best point)."""
     import numpy as np
 
     within = np.all(np.abs(X - target) <= tolerance * np.abs(target), axis=1)
     best_index = np.array([int(np.argmin(scores[:k + 1])) for k in range(len(scores))])
-    ok = within[best_index]  # after k + 1 evaluations, is the best so far within tolerance?
+    # after k + 1 evaluations, is the best so far a success?
+    ok = within[best_index] if threshold is None else scores[best_index] <= threshold
     success = bool(len(ok) and ok[-1])
     to_success = None
     if success:

@@ -30,6 +30,14 @@ and optimiser: the success rate, the median evaluations to success over the succ
 runs (the first count from which the best so far stays within 1 %), the best-score
 quartiles. This is a measurement: it exits 0 whatever it finds.
 
+l5pc_like is the exception: its truth does not score 0 against targets made from it. A
+feature with several values in a trace (the AP heights of a train) is scored as the mean
+distance of each value from the target mean, so the truth keeps the spread of its own
+values (a score above 0), and other parameters, with more even spikes, can score lower.
+Its truth is not the best fit, and a run succeeds when its best score is at or below the
+truth's own score (the benchmark evaluates it first), the threshold the issue allows
+"where the truth is not unique".
+
     python benchmarks/success_rate.py                          # conductances, hh, cell: 10 seeds, 1,000 evaluations
     python benchmarks/success_rate.py --problems l5pc_like --optimisers "hpcopt CMA-ES,BluePyOpt CMA-ES" \
         --name success_rate_l5pc_like                          # l5pc_like (only when named: hours for all optimisers)
@@ -112,21 +120,22 @@ def parse(config):
                                                                 "generations": 1}}))
 
 
-def outcome(X, scores, names, truth, budget):
+def outcome(X, scores, names, truth, budget, threshold=None):
     """harness.truth_found of a run, from every point it evaluated, in order (at most ``budget``)."""
-    return harness.truth_found(X[:budget], scores[:budget], np.array([truth[n] for n in names]), TOLERANCE)
+    return harness.truth_found(X[:budget], scores[:budget], np.array([truth[n] for n in names]), TOLERANCE,
+                               threshold)
 
 
-def run_hpcopt(config, truth, names, optimizer, seed, budget, workdir, stem):
+def run_hpcopt(config, truth, names, optimizer, seed, budget, workdir, stem, threshold=None):
     """One hpcopt run through its command line; outcome() of it."""
     runfile, seconds = harness.hpcopt_run({**config, "optimizer": {**optimizer, "evaluations": budget,
                                                                      "seed": seed}},
                                           workdir, stem, ranks=RANKS)
     X, scores = harness.generations(runfile, "parameters", "score")
-    return {"seed": seed, "seconds": seconds, **outcome(X, scores, names, truth, budget)}
+    return {"seed": seed, "seconds": seconds, **outcome(X, scores, names, truth, budget, threshold)}
 
 
-def run_bluepyopt(problem, evaluate, truth, algorithm, population, seed, budget):
+def run_bluepyopt(problem, evaluate, truth, algorithm, population, seed, budget, threshold=None):
     """One BluePyOpt run on hpcopt's evaluation; outcome() of every point it evaluated."""
     points, scores = [], []
 
@@ -143,7 +152,7 @@ def run_bluepyopt(problem, evaluate, truth, algorithm, population, seed, budget)
         warnings.simplefilter("ignore", RuntimeWarning)
         (_, seconds) = harness.timed(optimisation.run, max_ngen=-(-budget // population))
     return {"seed": seed, "seconds": seconds,
-            **outcome(np.array(points), np.array(scores), problem.names, truth, budget)}
+            **outcome(np.array(points), np.array(scores), problem.names, truth, budget, threshold)}
 
 
 OPTIMISERS = {  # label: ("hpcopt", optimizer section) or ("bluepyopt", algorithm)
@@ -186,8 +195,10 @@ def report(run, results, args):
         f"- Budget: {args.budget} evaluations per run; seeds "
         + ", ".join(f"{name} 1 to {seeds(args, name)}" for name in results) + f"; hpcopt on {RANKS} ranks "
         "(`mpiexec -n 2 hpcopt run`), BluePyOpt in one process calling hpcopt's evaluation of the same config",
-        f"- Success: the best-scoring individual has every parameter within {100 * TOLERANCE:g} % of the truth; "
-        "evaluations to success: the first count from which the best so far stays within it (median over the "
+        f"- Success: the best-scoring individual has every parameter within {100 * TOLERANCE:g} % of the truth"
+        + "".join(f"; {name}: its best score is at or below the truth's own, {value:.4g} (the truth is not the best "
+                  "fit there: see the script)" for name, value in args.thresholds.items()) +
+        "; evaluations to success: the first count from which the best so far stays a success (median over the "
         "successful runs)",
         "- hpcopt CMA-ES with its defaults (scale auto, no restarts)" +
         ("; with IPOP and BIPOP restarts sharing the same budget" if any("IPOP" in label for label in args.optimisers)
@@ -228,8 +239,9 @@ def target(name, by_optimiser, args):
     if len(by_optimiser) == 1 and first["median_to_success"] is not None:
         measured += f", median {first['median_to_success']:g} evaluations to success"
     return harness.target(
-        f"success rate on {name} ({args.budget} evaluations, {seeds(args, name)} seeds; every parameter within "
-        f"{100 * TOLERANCE:g} % of the truth), {described}",
+        f"success rate on {name} ({args.budget} evaluations, {seeds(args, name)} seeds; "
+        + (f"best score at or below the truth's, {args.thresholds[name]:.4g}" if name in args.thresholds else
+           f"every parameter within {100 * TOLERANCE:g} % of the truth") + f"), {described}",
         "every seed" if headline == DEFAULT else f"none (a comparison; the target is {DEFAULT}'s)", measured,
         first["successes"] == first["runs"] if headline == DEFAULT else None)
 
@@ -269,6 +281,7 @@ def arguments():
     if set(args.optimisers) != set(OPTIMISERS) and args.name is None and not args.no_write:
         parser.error(f"--optimisers without all of them needs --name, so as not to overwrite results/{NAME}")
     args.name = args.name or NAME
+    args.thresholds = {}  # {problem: the score at or below which a run succeeds}, where the truth is not the best
     return args
 
 
@@ -284,6 +297,12 @@ def main():
             problem = parse(config)
             problem.prepare()
             evaluate = None
+            if name == "l5pc_like":  # success: a score as low as the truth's own (see success())
+                evaluate = problem.evaluator()
+                args.thresholds[name] = float(np.sum(evaluate(np.array([truth[n] for n in problem.names]))
+                                                     .objectives))
+                harness.note(f"l5pc_like: the truth scores {args.thresholds[name]:.4g}")
+            threshold = args.thresholds.get(name)
             results[name] = {}
             for label in args.optimisers:
                 tool, setting = KNOWN[label]
@@ -291,10 +310,11 @@ def main():
                 for seed in range(1, seeds(args, name) + 1):
                     if tool == "hpcopt":
                         r = run_hpcopt(config, truth, problem.names, {**setting, "population": population}, seed,
-                                       args.budget, workdir, f"{name}_{label.replace(' ', '_')}_{seed}")
+                                       args.budget, workdir, f"{name}_{label.replace(' ', '_')}_{seed}", threshold)
                     else:
                         evaluate = evaluate or problem.evaluator()
-                        r = run_bluepyopt(problem, evaluate, truth, setting, population, seed, args.budget)
+                        r = run_bluepyopt(problem, evaluate, truth, setting, population, seed, args.budget,
+                                          threshold)
                     runs.append(r)
                     reached = f"success at {r['to_success']}" if r["success"] else "no success"
                     harness.note(f"{name}, {label}, seed {seed}: {reached}, best {r['best']:.3g}, "
