@@ -91,6 +91,64 @@ def assert_same_results(a, b):
             assert np.array_equal(ga[name][dataset], gb[name][dataset]), (name, dataset)
 
 
+# What the network tests (test_network.py, test_netpyne.py) do at K = 2 with either form
+
+
+def assert_refused_on_group_rank_1(run, reference, above):
+    """``run`` (4 ranks, K = 2, refusing on group rank 1) evaluated what ``reference`` (the
+    only rank refusing) did, and some individuals (w_in > ``above``) were refused, each
+    saying so with the group rank it came from."""
+    import h5py
+
+    assert_same_results(run, reference)
+    with h5py.File(run, "r") as f:
+        errors = [e for g in f["generations"].values() for e in g["error"][()] if e]
+    assert errors, f"no individual had w_in > {above}: the test proves nothing"
+    assert all(b"refused on group rank 1" in e and b"(group rank 1)" in e for e in errors)
+
+
+def resume_after_a_signal(tmp_path, path, full):
+    """Run ``path`` (6 generations, K = 2, builds logged) on 4 ranks, SIGUSR1 once its tenth
+    build (generation 3) has started, then resume on 4 ranks: the run file ``full``."""
+    import signal
+    import time
+
+    import h5py
+
+    log = tmp_path / "builds.log"
+    command = [*mpiexec(4), sys.executable, "-m", "hpcopt", "run", path, "-o", tmp_path / "run.h5"]
+    env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(log)}
+    job = subprocess.Popen(list(map(str, command)), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, start_new_session=True)
+    deadline = time.monotonic() + 600  # only against a hang: the event is the tenth build
+    while job.poll() is None and len(log.read_text().splitlines() if log.exists() else []) < 10:
+        assert time.monotonic() < deadline, "no tenth build in 10 minutes"
+        time.sleep(0.05)  # generation 3 has started
+    assert job.poll() is None, job.communicate()[1]
+    os.killpg(job.pid, signal.SIGUSR1)
+    _, err = job.communicate(timeout=300)
+    assert job.returncode == 3, err
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert 2 <= len(f["generations"]) < 6
+    hpcopt("resume", tmp_path / "run.h5", "-q", ranks=4)
+    assert_same_results(tmp_path / "run.h5", full)
+
+
+def resume_after_a_crash(tmp_path, path, full, generations):
+    """Run ``path`` (``generations`` generations, K = 2, group rank 1 crashing once after
+    generation 0's checkpoint) on 2 ranks: the job ends, the run file holds a checkpoint,
+    and resume finishes the run file ``full``."""
+    import h5py
+
+    env = {"HPCOPT_TEST_LOG": str(tmp_path / "crash.log")}
+    first = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2, check=False, env=env, timeout=300)
+    assert first.returncode not in (0, 2, 3) and (tmp_path / "crash.log").exists(), first.stderr
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert 1 <= len(f["generations"]) < generations  # a resume, not a new start
+    hpcopt("resume", tmp_path / "run.h5", "-q", ranks=2, env=env)
+    assert_same_results(tmp_path / "run.h5", full)
+
+
 # The SLURM tests' fixtures (tests/slurm_jobs.py, imported here only when used: it imports this file)
 
 

@@ -5,10 +5,8 @@ NetPyNE per cell and gid), E->I and I->E connections with probability 0.5 (drawn
 NetPyNE's gid-seeded generator) whose weights are parameters, and E->E weak.
 ``refusing`` and ``dies_once_on_group_rank_1`` are the failures a group must agree on."""
 
-import os
-import signal
-
 from netpyne import specs
+from network_models import crash_once, refuse_or_log
 from neuron import h
 
 
@@ -40,32 +38,12 @@ def not_a_pair(params):
 
 
 def refusing(params):
-    """make(), but raises on group rank ``refuse_on`` (a frozen parameter, -1: never) when
-    w_in > 0.0055; each build of a group's leader is logged to HPCOPT_TEST_LOG (an event a
-    test can wait for)."""
-    rank = int(h.ParallelContext().id())  # the rank in the group (NEURON's subworld)
-    if int(params.get("refuse_on", -1)) == rank and params["w_in"] > 0.0055:
-        raise ValueError(f"w_in {params['w_in']:.4g} refused on group rank {rank}")
-    log = os.environ.get("HPCOPT_TEST_LOG")
-    if log and rank == 0:
-        with open(log, "a") as f:
-            f.write(f"{params['w_in']!r}\n")
+    """make(), after network_models.refuse_or_log with w_in above 0.0055."""
+    refuse_or_log(int(h.ParallelContext().id()), params, 0.0055)  # the rank in the group (NEURON's subworld)
     return make(params)
 
 
 def dies_once_on_group_rank_1(params):
-    """make(), but group rank 1 segfaults (as a broken mechanism would) the first time it
-    makes a network with w_in > 0.005 after its first 8 (generations 0 and 1 of population
-    4: the checkpoint of generation 0 is then written, so that there is one to resume from);
-    HPCOPT_TEST_LOG records the crash, HPCOPT_TEST_LOG.builds counts the builds."""
-    log = os.environ["HPCOPT_TEST_LOG"]
-    if int(h.ParallelContext().id()) == 1 and not os.path.exists(log):
-        with open(log + ".builds", "a") as f:
-            f.write("build\n")
-        with open(log + ".builds") as f:
-            built = len(f.readlines())
-        if built > 8 and params["w_in"] > 0.005:
-            with open(log, "w") as f:
-                f.write("crash\n")
-            os.kill(os.getpid(), signal.SIGSEGV)
+    """make(), after network_models.crash_once with w_in above 0.005."""
+    crash_once(int(h.ParallelContext().id()), params, 0.005)
     return make(params)

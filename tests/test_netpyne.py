@@ -5,15 +5,18 @@ rank that dies. Skipped where NetPyNE is not installed (pip install hpcopt[netpy
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 
-import h5py
 import pytest
-from conftest import HERE, assert_same_results, generations, hpcopt, mpiexec, write_config
+from conftest import (
+    HERE,
+    assert_refused_on_group_rank_1,
+    assert_same_results,
+    generations,
+    hpcopt,
+    resume_after_a_crash,
+    resume_after_a_signal,
+    write_config,
+)
 
 from hpcopt import config as configuration
 from hpcopt.errors import ConfigError
@@ -105,11 +108,7 @@ def test_a_group_agrees_that_make_failed(tmp_path, reference):
     evaluations as where the only rank refuses."""
     path = config(tmp_path, "c.json", 2, make="netpyne_models:refusing", refuse_on=1)
     hpcopt("run", path, "-o", tmp_path / "run.h5", "-q", ranks=4, timeout=300)
-    assert_same_results(tmp_path / "run.h5", reference["refusing"])
-    with h5py.File(tmp_path / "run.h5", "r") as f:
-        errors = [e for g in f["generations"].values() for e in g["error"][()] if e]
-    assert errors, "no individual had w_in > 0.0055: the test proves nothing"
-    assert all(b"refused on group rank 1" in e and b"(group rank 1)" in e for e in errors)
+    assert_refused_on_group_rank_1(tmp_path / "run.h5", reference["refusing"], 0.0055)
 
 
 @pytest.mark.mpi
@@ -119,24 +118,7 @@ def test_resume_after_a_signal_at_k_2(tmp_path):
     optimizer = {**OPTIMIZER, "generations": 6}
     full = tmp_path / "full.h5"
     hpcopt("run", config(tmp_path, "full.json", 2, optimizer=optimizer), "-o", full, "-q", ranks=2)
-    log = tmp_path / "builds.log"
-    command = [*mpiexec(4), sys.executable, "-m", "hpcopt", "run",
-               config(tmp_path, "c.json", 2, "netpyne_models:refusing", optimizer), "-o", tmp_path / "run.h5"]
-    env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(log)}
-    job = subprocess.Popen(list(map(str, command)), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, start_new_session=True)
-    deadline = time.monotonic() + 600  # only against a hang: the event is the tenth build
-    while job.poll() is None and len(log.read_text().splitlines() if log.exists() else []) < 10:
-        assert time.monotonic() < deadline, "no tenth build in 10 minutes"
-        time.sleep(0.05)  # generation 3 has started
-    assert job.poll() is None, job.communicate()[1]
-    os.killpg(job.pid, signal.SIGUSR1)
-    _, err = job.communicate(timeout=300)
-    assert job.returncode == 3, err
-    with h5py.File(tmp_path / "run.h5", "r") as f:
-        assert 2 <= len(f["generations"]) < 6
-    hpcopt("resume", tmp_path / "run.h5", "-q", ranks=4)
-    assert_same_results(tmp_path / "run.h5", full)
+    resume_after_a_signal(tmp_path, config(tmp_path, "c.json", 2, "netpyne_models:refusing", optimizer), full)
 
 
 @pytest.mark.mpi
@@ -146,10 +128,4 @@ def test_a_dead_rank_in_a_group_ends_the_job_and_resume_finishes_the_run(tmp_pat
     optimizer = {**OPTIMIZER, "generations": 4}
     hpcopt("run", config(tmp_path, "full.json", optimizer=optimizer), "-o", tmp_path / "full.h5", "-q")
     path = config(tmp_path, "c.json", 2, "netpyne_models:dies_once_on_group_rank_1", optimizer)
-    env = {"HPCOPT_TEST_LOG": str(tmp_path / "crash.log")}
-    first = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2, check=False, env=env, timeout=300)
-    assert first.returncode not in (0, 2, 3) and (tmp_path / "crash.log").exists(), first.stderr
-    with h5py.File(tmp_path / "run.h5", "r") as f:
-        assert 1 <= len(f["generations"]) < 4  # a resume, not a new start
-    hpcopt("resume", tmp_path / "run.h5", "-q", ranks=2, env=env)
-    assert_same_results(tmp_path / "run.h5", tmp_path / "full.h5")
+    resume_after_a_crash(tmp_path, path, tmp_path / "full.h5", optimizer["generations"])

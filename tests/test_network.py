@@ -4,15 +4,20 @@ a given K, refused rank counts, failures agreed on by a group, resume after a si
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import h5py
 import numpy as np
 import pytest
-from conftest import HERE, assert_same_results, generations, hpcopt, mpiexec, write_config
+from conftest import (
+    HERE,
+    assert_refused_on_group_rank_1,
+    assert_same_results,
+    generations,
+    hpcopt,
+    resume_after_a_crash,
+    resume_after_a_signal,
+    write_config,
+)
 
 from hpcopt import config as configuration
 from hpcopt.errors import ConfigError
@@ -172,11 +177,7 @@ def test_a_group_agrees_that_a_build_failed(tmp_path, reference):
     same evaluations as where the only rank refuses."""
     path = config(tmp_path, "c.json", 2, refuse_on=1)
     hpcopt("run", path, "-o", tmp_path / "run.h5", "-q", ranks=4, timeout=300)
-    assert_same_results(tmp_path / "run.h5", reference["refusing"])
-    with h5py.File(tmp_path / "run.h5", "r") as f:
-        errors = [e for g in f["generations"].values() for e in g["error"][()] if e]
-    assert errors, "no individual had w_in > 0.006: the test proves nothing"
-    assert all(b"refused on group rank 1" in e and b"(group rank 1)" in e for e in errors)
+    assert_refused_on_group_rank_1(tmp_path / "run.h5", reference["refusing"], 0.006)
 
 
 @pytest.mark.mpi
@@ -194,34 +195,14 @@ def test_resume_after_a_signal_at_k_2(tmp_path, reference):
     optimizer = {**OPTIMIZER, "generations": 6}
     full = tmp_path / "full.h5"
     hpcopt("run", config(tmp_path, "full.json", 2, optimizer), "-o", full, "-q", ranks=2)
-    log = tmp_path / "builds.log"
-    command = [*mpiexec(4), sys.executable, "-m", "hpcopt", "run", config(tmp_path, "c.json", 2, optimizer),
-               "-o", tmp_path / "run.h5"]
-    env = {**os.environ, "PYTHONPATH": HERE, "HPCOPT_TEST_LOG": str(log)}
-    job = subprocess.Popen(list(map(str, command)), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, start_new_session=True)
-    while job.poll() is None and len(log.read_text().splitlines() if log.exists() else []) < 10:
-        time.sleep(0.05)  # generation 3 has started
-    os.killpg(job.pid, signal.SIGUSR1)
-    _, err = job.communicate(timeout=120)
-    assert job.returncode == 3, err
-    with h5py.File(tmp_path / "run.h5", "r") as f:
-        assert 2 <= len(f["generations"]) < 6
-    hpcopt("resume", tmp_path / "run.h5", "-q", ranks=4)
-    assert_same_results(tmp_path / "run.h5", full)
+    resume_after_a_signal(tmp_path, config(tmp_path, "c.json", 2, optimizer), full)
 
 
 @pytest.mark.mpi
 def test_a_dead_rank_in_a_group_ends_the_job_and_resume_finishes_the_run(tmp_path, reference):
     path = write_config(tmp_path, "c.json", problem=network("network_models:dies_once_on_group_rank_1"),
                         optimizer=OPTIMIZER, execution={"ranks_per_evaluation": 2})
-    env = {"HPCOPT_TEST_LOG": str(tmp_path / "crash.log")}
-    first = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2, check=False, env=env, timeout=300)
-    assert first.returncode not in (0, 2, 3) and (tmp_path / "crash.log").exists(), first.stderr
-    with h5py.File(tmp_path / "run.h5", "r") as f:
-        assert 1 <= len(f["generations"]) < 3  # a resume, not a new start
-    hpcopt("resume", tmp_path / "run.h5", "-q", ranks=2, env=env)
-    assert_same_results(tmp_path / "run.h5", reference["plain"])
+    resume_after_a_crash(tmp_path, path, reference["plain"], OPTIMIZER["generations"])
 
 
 def test_the_config_in_docs_networks_md_is_valid():
