@@ -888,6 +888,7 @@ def _validate(args):
         f"{', ' + _restarts_text(o) if o.algorithm == 'cmaes' else ''}; "
         f"output {config.output or 'run.h5'}"
     )
+    print(f"settings: {_settings_text(o, problem.dimension)}")
     k = config.execution.ranks_per_evaluation
     if k > 1:
         print(f"{k} ranks evaluate each individual together (execution.ranks_per_evaluation): start a multiple "
@@ -898,6 +899,19 @@ def _validate(args):
     for name, bound, scale in zip(names, bounds, problem.scales):
         print(f"  {name:<{max(map(len, names))}}  {bound:<{max(map(len, bounds))}}  {scale}")
     return 0
+
+
+def _settings_text(o, dimension):
+    """The optimiser's settings as the run will use them, defaults included."""
+    if o.algorithm == "cmaes":
+        return (f"seed {o.seed}, sigma0 {o.sigma0:g} (the initial step, a fraction of each parameter's "
+                f"scaled range)")
+    mutation = o.mutation_probability
+    mutation = f"{1 / dimension:g} (1 / {dimension})" if mutation is None else f"{mutation:g}"
+    mode = f", asynchronous, batches of {o.batch_size}" if o.asynchronous else ""
+    return (f"seed {o.seed}, offspring {o.offspring or o.population}, kappa {o.kappa:g}, "
+            f"eta_crossover {o.eta_crossover:g}, eta_mutation {o.eta_mutation:g}, "
+            f"crossover_probability {o.crossover_probability:g}, mutation_probability {mutation}{mode}")
 
 
 def _restarts_text(o):

@@ -191,3 +191,20 @@ def test_validate_accepts_good_config(tmp_path):
     done = hpcopt("validate", path, cwd=tmp_path)
     assert "valid: ibea, 3 free parameters, 2 objectives" in done.stdout
     assert os.listdir(tmp_path) == ["config.json"]
+
+
+@pytest.mark.parametrize("optimizer, settings", [
+    ({"algorithm": "ibea", "population": 8, "generations": 2},
+     "settings: seed 1, offspring 8, kappa 0.05, eta_crossover 10, eta_mutation 10, crossover_probability 1, "
+     "mutation_probability 0.333333 (1 / 3)"),
+    ({"algorithm": "ibea", "population": 20, "generations": 2, "seed": 7, "offspring": 4, "kappa": 0.01,
+      "eta_crossover": 20, "mutation_probability": 0.5, "asynchronous": True},
+     "settings: seed 7, offspring 4, kappa 0.01, eta_crossover 20, eta_mutation 10, crossover_probability 1, "
+     "mutation_probability 0.5, asynchronous, batches of 2"),
+    ({"algorithm": "cmaes", "population": 8, "generations": 2, "sigma0": 0.1},
+     "settings: seed 1, sigma0 0.1 (the initial step, a fraction of each parameter's scaled range)"),
+])
+def test_validate_prints_the_optimisers_settings(tmp_path, optimizer, settings):
+    """Defaults included: what the run will use, not only what the config wrote."""
+    path = write_config(tmp_path, **{**GOOD, "optimizer": optimizer})
+    assert settings in hpcopt("validate", path, cwd=tmp_path).stdout.splitlines()
