@@ -698,8 +698,11 @@ def _evaluate(args):
 
     evaluator = problem.evaluator()
     with stdout_redirected(2):  # NEURON's C code prints (CVODE errors) must not mix into the JSON
-        outcome = evaluator(x)
-        traces = _traces_out(args, evaluator, x, outcome) if args.plot or args.traces else None
+        if args.plot or args.traces:
+            outcome, traces = evaluator.evaluate(x)
+            _traces_out(args, evaluator, traces, outcome)
+        else:
+            outcome, traces = evaluator(x), None
     scored = _scored(problem)  # features without a target are measured, not scored
     result = {
         "status": STATUS_NAMES[outcome.status],
@@ -781,31 +784,25 @@ def _parameter_values(name, given, problem):
     return x
 
 
-def _traces_out(args, evaluator, x, outcome):
-    """Simulate ``x`` again for its traces, write them (--traces) and draw them
-    (--plot); the traces, or None when the simulation failed."""
+def _traces_out(args, evaluator, traces, outcome):
+    """Write the traces the outcome was scored on (--traces) and draw them (--plot);
+    a warning instead when the simulation failed (traces None)."""
     import numpy as np
 
-    from .neuron.simulation import SimulationError
     from .results import traces as drawing
 
-    values = dict(evaluator.frozen)
-    values.update(zip(evaluator.problem.names, map(float, x)))
-    try:
-        traces = evaluator.simulate(values)
-    except SimulationError as err:
-        print(f"hpcopt: warning: no traces: {err}", file=sys.stderr)
-        return None
+    if traces is None:
+        print(f"hpcopt: warning: no traces: {outcome.error}", file=sys.stderr)
+        return
     if args.traces:
         drawing.write(args.traces, traces)
     if args.plot:
-        model = evaluator.model
-        scores = dict(zip(evaluator.problem.features, map(float, outcome.objectives)))
-        means = dict(zip(evaluator.problem.features, outcome.features)) if outcome.features is not None else {}
+        model, names = evaluator.model, evaluator.problem.features
+        scores = dict(zip(names, map(float, outcome.objectives)))
+        means = dict(zip(names, outcome.features)) if outcome.features is not None else {}
         shown = {f.name: (None if not np.isfinite(means.get(f.name, np.nan)) else float(means[f.name]),
                           scores.get(f.name)) for f in model.features}
         drawing.figure(model, traces, shown).savefig(args.plot)
-    return traces
 
 
 def _targets(args):

@@ -64,3 +64,30 @@ def test_a_failed_evaluation_exits_1_and_values_outside_the_bounds_are_warned(tm
     assert done.returncode == 1 and "status: failed" in done.stdout
     done = hpcopt("evaluate", path, "--params", tmp_path / "ok.json", "--plot", tmp_path / "x.png", check=False)
     assert done.returncode == 2 and "need a cell model" in done.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_the_traces_are_those_the_scores_were_computed_from(tmp_path, monkeypatch, capsys):
+    """One simulation for the scores, the plot and the traces file (not a second run)."""
+    from hpcopt import cli
+    from hpcopt.problem.cell import CellEvaluator
+
+    simulated = []
+    simulate = CellEvaluator.simulate
+    monkeypatch.setattr(CellEvaluator, "simulate", lambda self, values: simulated.append(simulate(self, values))
+                        or simulated[-1])
+    args = ["evaluate", CELL, "--params", TRUTH, "--json", "--plot", str(tmp_path / "p.png"),
+            "--traces", str(tmp_path / "t.h5")]
+    assert cli.main(args) == 0
+    assert len(simulated) == 1 and (tmp_path / "p.png").exists()
+    with h5py.File(tmp_path / "t.h5", "r") as f:
+        assert np.array_equal(f["step_high/soma/v"][()], simulated[0][("step_high", "soma")][1])
+    assert json.loads(capsys.readouterr().out)["status"] == "ok"
+
+
+def test_a_failed_simulation_gives_no_traces_and_says_why(tmp_path):
+    config = json.load(open(CELL))
+    config["problem"]["cell"]["simulation"] = {**config["problem"]["cell"].get("simulation", {}), "wall_limit": 1e-6}
+    path = write_config(tmp_path, **config)
+    done = hpcopt("evaluate", path, "--params", TRUTH, "--plot", tmp_path / "p.png", cwd=tmp_path, check=False)
+    assert done.returncode == 1 and "status: timeout" in done.stdout
+    assert "hpcopt: warning: no traces: " in done.stderr and not (tmp_path / "p.png").exists()

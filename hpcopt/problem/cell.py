@@ -30,16 +30,21 @@ class CellEvaluator:
         self.frozen = {p.name: p.value for p in model.parameters if p.name not in problem.names}
 
     def __call__(self, x):
+        return self.evaluate(x)[0]
+
+    def evaluate(self, x):
+        """(Outcome, the traces it was scored on); the traces are None when the
+        simulation failed or timed out (``hpcopt evaluate --plot`` draws them)."""
         values = dict(self.frozen)
         values.update(zip(self.problem.names, map(float, x)))
         try:
             traces = self.simulate(values)
         except SimulationTimeout as err:
-            return self.problem.penalised(str(err), TIMEOUT)
+            return self.problem.penalised(str(err), TIMEOUT), None
         except SimulationError as err:
-            return self.problem.penalised(str(err), FAILED)
+            return self.problem.penalised(str(err), FAILED), None
         scores, means, raw = self.scorer(traces)
-        return Outcome(scores, features=means, raw=raw)
+        return Outcome(scores, features=means, raw=raw), traces
 
     def simulate(self, values):
         """{(protocol, recording): (t, v)} of every protocol for parameter ``values``."""
