@@ -69,8 +69,9 @@ def test_validates_unchanged_and_says_what_it_ignored(l5pc, tmp_path):
     done = hpcopt("validate", config(tmp_path, l5pc))
     lines = done.stdout.strip().splitlines()
     assert "valid: ibea, 20 free parameters, 35 objectives" in lines[1]
-    assert lines[2].startswith("scale of each free parameter")
-    scales = [line.split() for line in lines[3:]]  # name, bounds, the scale auto gives it
+    assert lines[2].startswith("settings: seed 1, offspring ")
+    assert lines[3].startswith("scale of each free parameter")
+    scales = [line.split() for line in lines[4:]]  # name, bounds, the scale auto gives it
     assert len(scales) == 20  # auto: log where positive bounds span two decades, the calcium dynamics' gamma
     assert sorted(words[0] for words in scales if words[-1] == "log") == ["gamma_CaDynamics_E2.axonal",
                                                                           "gamma_CaDynamics_E2.somatic"]

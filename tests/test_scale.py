@@ -117,8 +117,8 @@ def test_validate_prints_each_parameter_scale(tmp_path):
     done = hpcopt("validate", path)
     assert "population 6, 50 evaluations (9 generations)" in done.stdout
     lines = done.stdout.splitlines()
-    assert lines[1] == "scale of each free parameter (optimizer.scale):"
-    assert [line.split() for line in lines[2:]] == [
+    assert lines[1].startswith("settings: ") and lines[2] == "scale of each free parameter (optimizer.scale):"
+    assert [line.split() for line in lines[3:]] == [
         ["gna", "[0.001,", "1]", "log"], ["gk", "[0.01,", "0.5]", "linear"], ["v", "[-80,", "-40]", "linear"],
         ["gl", "[1e-05,", "0.001]", "log"]]
     bad = write_config(tmp_path, "bad.json", problem=PROBLEM, optimizer={**CMAES, "scale": {"gx": "log"}})
