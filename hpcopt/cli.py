@@ -229,9 +229,12 @@ def _run(args):
         executor = _executor(args, config, problem, spec, evaluate, group, leaders)
         if not resume:
             loop.start(path, config, problem, _versions(mpi, problem))
-        status = loop.Loop(path, config, problem, executor, interrupted=interrupt).run()
-        if status in (loop.EXIT_DONE, loop.EXIT_INTERRUPTED):  # the run file is complete: nobody holds it now
-            _release(path)
+        running = loop.Loop(path, config, problem, executor, interrupted=interrupt)
+        status = running.run()
+        _release(path)  # the run file is complete (an exception skips this): nobody holds it now
+        if running.hopeless:
+            print(f"hpcopt: error: {path}: {_hopeless_text(running.hopeless, path, status)}", file=sys.stderr)
+            status = EXIT_USAGE
         if executor.abandoned:  # ranks still busy with evaluations nobody waits for: end them now
             sys.stderr.flush()
             mpi.abort(comm, status)
@@ -249,6 +252,16 @@ def _run(args):
             sys.stderr.flush()
             mpi.abort(comm, EXIT_USAGE if isinstance(err, HpcoptError) else 1)
         raise
+
+
+def _hopeless_text(why, path, status):
+    """What a run whose every evaluation failed tells its user (loop.Loop.hopeless)."""
+    stopped = status != 0
+    return (f"{why}. {'The run stops: the rest of its budget would score only the penalty. ' if stopped else ''}"
+            f"The run file keeps the evaluations with their errors. Fix the model (check one parameter set with "
+            f"'hpcopt evaluate CONFIG --params P.json'), then "
+            + (f"'hpcopt resume {path}' continues the run, or 'hpcopt run --overwrite' starts it again" if stopped
+               else "start it again with 'hpcopt run --overwrite'"))
 
 
 def _executor(args, config, problem, spec, evaluate, group, leaders):

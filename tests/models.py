@@ -151,3 +151,11 @@ def crashes_rank0_once(params):
             f.write("crash\n")
         os.kill(os.getpid(), signal.SIGSEGV)
     return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}
+
+
+def broken(params):
+    """Raises for every parameter set (as a model with a bug does), unless HPCOPT_TEST_FIXED
+    is set: then ZDT1-like."""
+    if not os.environ.get("HPCOPT_TEST_FIXED"):
+        raise KeyError("no such section: 'somadend'")
+    return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}

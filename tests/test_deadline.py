@@ -53,9 +53,11 @@ def test_a_cell_past_its_deadline_is_a_timeout(tmp_path):
     raw["evaluation"] = {"timeout": 2}
     path = tmp_path / "config.json"
     path.write_text(json.dumps(raw))
-    hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2)
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", ranks=2, check=False)
     with h5py.File(tmp_path / "run.h5", "r") as f:
         assert list(f["generations/000000/status"][()]) == [2, 2]
+    # a deadline no simulation meets: the run found nothing, and says so
+    assert done.returncode == 2 and "every one of the 2 evaluations failed or timed out" in done.stderr
 
 
 @pytest.mark.parametrize("value, message", [(0, "expected seconds > 0"), ("1", "expected a number"),

@@ -186,6 +186,48 @@ def test_failed_evaluations_are_data(tmp_path):
     assert all(e == "" for e, ok in zip(errors, fine) if ok)
 
 
+BROKEN = {"function": "models:broken", "parameters": {"x0": [0, 1], "x1": [0, 1]}, "objectives": ["f1", "f2"]}
+BROKEN_ERROR = "the first error: KeyError: \"no such section: 'somadend'\" ("
+
+
+@pytest.mark.parametrize("ranks", mpi_sizes())
+def test_a_run_whose_every_evaluation_fails_stops_after_the_first_ones(tmp_path, ranks):
+    """A model broken for every parameter set (BluePyOpt's thalamocortical-cell example is,
+    under BluePyOpt 1.14) would score penalties for the whole budget: the run stops once a
+    population and at least 10 evaluations all failed, exit status 2 (no requeue), one
+    line; the run file keeps them, and once the model is fixed, resume goes on."""
+    path = write_config(tmp_path, problem=BROKEN, optimizer={**IBEA, "population": 4})
+    run = tmp_path / "run.h5"
+    done = hpcopt("run", path, "-o", run, ranks=ranks, check=False)
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower() and "WARNING" not in line]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr
+    assert errors[0].startswith(f"hpcopt: error: {run}: every one of the 12 evaluations failed or timed out; "
+                                + BROKEN_ERROR)
+    assert errors[0].endswith("The run stops: the rest of its budget would score only the penalty. The run file "
+                              "keeps the evaluations with their errors. Fix the model (check one parameter set with "
+                              f"'hpcopt evaluate CONFIG --params P.json'), then 'hpcopt resume {run}' continues the "
+                              "run, or 'hpcopt run --overwrite' starts it again")
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "run.h5", "run.h5.journal"]
+    with h5py.File(run, "r") as f:
+        assert len(f["generations"]) == 3  # 4 evaluations each: 12 >= 10
+        assert all((f[f"generations/{g}/status"][()] == 1).all() for g in f["generations"])
+    hpcopt("resume", run, ranks=ranks, env={"HPCOPT_TEST_FIXED": "1"})
+    with h5py.File(run, "r") as f:
+        assert len(f["generations"]) == IBEA["generations"]
+        assert (f["generations/000005/status"][()] == 0).all()
+
+
+def test_a_finished_run_whose_every_evaluation_failed_exits_2(tmp_path):
+    """CMA-ES stops by itself on a population of equal scores (tolfun): a finished run,
+    still one that found nothing."""
+    path = write_config(tmp_path, problem=BROKEN, optimizer={**CMAES, "population": 4})
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", check=False)
+    assert done.returncode == 2 and f"every one of the 4 evaluations failed or timed out; {BROKEN_ERROR}" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith("then start it again with 'hpcopt run --overwrite'")
+    assert "The run stops" not in done.stderr and "generator stopped: tolfun" in done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "run.h5"]
+
+
 def test_dead_rank_ends_the_job(tmp_path):
     """A worker that dies (a NEURON segfault, say) ends the whole job promptly; the
     run file keeps the generations completed before."""

@@ -54,9 +54,10 @@ log = logging.getLogger("hpcopt")
 
 # Exit statuses of `hpcopt run` / `hpcopt resume`
 EXIT_DONE = 0  # the run is finished (budget met or the generator stopped)
-EXIT_USAGE = 2  # bad input: nothing was written
+EXIT_USAGE = 2  # bad input: nothing was written; or every evaluation so far failed (Loop.hopeless)
 EXIT_INTERRUPTED = 3  # stopped early by a signal; the run file is complete, resume it
 
+HOPELESS_AFTER = 10  # evaluations, at least (and at least a population): all failed, the run stops
 PROGRESS_SECONDS = 10.0  # asynchronous runs: at most one progress line per this many seconds
 
 
@@ -328,6 +329,8 @@ class Loop:
         self.written = self.generation  # records in the run file
         self.finishing = False
         self.failure = []
+        self.hopeless = ""  # why the run stopped because every evaluation failed (exit status 2)
+        self.first_error = ""  # of this job's evaluations
         self.handed_out = self.dispatch_target = 0  # points handed to the executor; what a checkpoint waits for
 
     @property
@@ -382,6 +385,11 @@ class Loop:
         interrupted = not self._finished()
         if self.records:  # unless the breeder wrote the last record
             self._write()
+        if interrupted and self.hopeless:  # stopped early: the caller says why, in one line
+            self.journal.sync()
+            return EXIT_USAGE
+        if not interrupted:
+            self._give_up_if_hopeless(finished=True)
         if interrupted:
             self.journal.sync()
             waited = time.time() - self._noticed()
@@ -443,9 +451,9 @@ class Loop:
     def _ask(self, rules):
         """Ask for what the schedule wants now (within the budget); queue it once the
         loop runs. Returns how many points were asked."""
-        asked = None if self.stop_reason else self.schedule.ask(self, rules)
+        asked = None if self.stop_reason or self.hopeless else self.schedule.ask(self, rules)
         if asked is None:
-            self.all_queued = bool(self.stop_reason) or self.schedule.all_asked(self, rules)
+            self.all_queued = bool(self.stop_reason or self.hopeless) or self.schedule.all_asked(self, rules)
             return 0
         ids, U = asked
         X = self.problem.to_physical(U)
@@ -484,10 +492,6 @@ class Loop:
             self.stop_reason = "generator stopped: " + ", ".join(f"{k}={v}" for k, v in reasons.items())
         start = self.batch_start
         self.generation += 1
-        self._ask(rules)
-        with self.lock:
-            for ident in ids:
-                self._points.pop(int(ident), None)
         status = np.array([r.outcome.status for r in batch], dtype=np.uint8)
         failed = int(np.count_nonzero(status != OK))
         self.evaluations += len(batch)
@@ -497,6 +501,12 @@ class Loop:
             log.warning("%s %d: %d of %d evaluations failed (%d timed out); first: %s", self.schedule.record,
                         self.generation - 1, failed, len(batch), int(np.count_nonzero(status == TIMEOUT)),
                         first.error)
+            self.first_error = self.first_error or first.error
+            self._give_up_if_hopeless()
+        self._ask(rules)
+        with self.lock:
+            for ident in ids:
+                self._points.pop(int(ident), None)
         record = runfile.Generation(
             index=self.generation - 1, parameters=np.array([r.x for r in batch]), objectives=F,
             scores=self.problem.scores(F), eval_seconds=np.array([r.seconds for r in batch]),
@@ -514,6 +524,20 @@ class Loop:
             self.best = (float(record.scores[i]), record.parameters[i])
         self.records.append(record)
         self.schedule.progress(self, record, self.first)
+
+    def _give_up_if_hopeless(self, finished=False):
+        """Ask nothing more (the evaluations in flight still finish and are told) once
+        every one of at least HOPELESS_AFTER evaluations and a population failed or timed
+        out, or the run finished with all of them failed: the model or its set-up is
+        broken (a BluePyOpt evaluator that raises for every parameter set, a deadline no
+        simulation can meet), and the rest of the budget would score only penalties. The
+        run file keeps what was evaluated, with each individual's error; the caller
+        says so and exits 2."""
+        enough = max(HOPELESS_AFTER, self.config.optimizer.population)
+        if not self.evaluations or self.failures < self.evaluations or not (finished or self.evaluations >= enough):
+            return
+        self.hopeless = (f"every one of the {self.evaluations} evaluations failed or timed out; the first error"
+                         f"{' of this job' if self.first else ''}: {self.first_error or '(in the run file)'}")
 
     # ------------------------------------------------------------ resume
 
