@@ -159,3 +159,15 @@ def broken(params):
     if not os.environ.get("HPCOPT_TEST_FIXED"):
         raise KeyError("no such section: 'somadend'")
     return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}
+
+
+def stuck_in_rank0s_child(params):
+    """ZDT1-like; blocks forever inside C (libc pause()) in rank 0's child process
+    (HPCOPT_RANK 0) while HPCOPT_TEST_HANG is set, after writing "hang" to the file
+    HPCOPT_TEST_LOG: an evaluation of rank 0's own that does not end."""
+    if os.environ.get("HPCOPT_RANK") == "0" and os.environ.get("HPCOPT_TEST_HANG"):
+        with open(os.environ["HPCOPT_TEST_LOG"], "a") as f:
+            f.write("hang\n")
+        import ctypes
+        ctypes.CDLL(None).pause()
+    return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}

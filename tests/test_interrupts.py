@@ -197,6 +197,28 @@ def test_an_evaluation_that_hangs_cannot_requeue_a_job_forever(tmp_path):
         assert np.count_nonzero(g0["status"][()]) == 1
 
 
+@pytest.mark.parametrize("evaluation", [{}, {"evaluation": {"timeout": 600}}], ids=["child", "deadline"])
+def test_a_signal_does_not_wait_for_rank_0s_own_evaluation(tmp_path, evaluation):
+    """At 2 ranks rank 0 evaluates in a child process (with evaluation.timeout, in its
+    deadline's child). An evaluation of its own that does not end (blocked in C here; a
+    long NEURON simulation alike, as BluePyOpt's thalamocortical cell's) is given up
+    stop_within after the signal: exit 3, and the resumed run equals an uninterrupted one."""
+    problem = {"function": "models:stuck_in_rank0s_child", "parameters": {"x0": [0, 1], "x1": [0, 1]},
+               "objectives": ["f1", "f2"]}
+    optimizer = {**OPTIMIZER, "generations": 2}
+    full = write_config(tmp_path, "full.json", problem=problem, optimizer=optimizer, **evaluation)
+    hpcopt("run", full, "-o", tmp_path / "full.h5", ranks=2)
+    path = write_config(tmp_path, problem=problem, optimizer=optimizer, checkpoint={"stop_within": 0.5}, **evaluation)
+    log = tmp_path / "hang.log"
+    job = start(["run", path, "-o", tmp_path / "run.h5"], 2, log, env={"HPCOPT_TEST_HANG": "1"})
+    wait_for_lines(log, 1, job)  # rank 0's child is stuck in its first evaluation
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 3 and "evaluations in flight were abandoned" in err, err
+    hpcopt("resume", tmp_path / "run.h5", ranks=2)
+    assert_same_results(tmp_path / "run.h5", tmp_path / "full.h5")
+
+
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_ctrl_c_is_a_clean_stop(tmp_path, ranks):
     """SIGINT to the whole process group, as a terminal's Ctrl-C: exit 3, no traceback,

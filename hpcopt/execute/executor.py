@@ -63,14 +63,27 @@ class Executor:
         abandoned = self.stream(take, finish, started=started, stopping=stopping, grace=grace)
         return results, abandoned
 
-    def evaluate_here(self, take, done, started, stopping):
+    def evaluate_here(self, take, done, started, stopping, grace=0.0):
         """Evaluate in this thread, as rank 0, whatever ``take`` hands out, until it says END
-        or ``stopping()`` is true (``self.evaluate``: (d,) -> Outcome)."""
+        or ``stopping()`` is true (``self.evaluate``: (d,) -> Outcome). Returns [the key
+        of the evaluation abandoned], or []: an evaluation in a child process
+        (``self.evaluate.can_give_up``, problem.deadline) is given up ``grace`` seconds
+        after ``stopping()`` became true, so that a stop never waits for rank 0's own."""
+        give_up = None
+        if getattr(self.evaluate, "can_give_up", False):
+            noticed = []
+
+            def give_up():
+                if not stopping():
+                    return False
+                noticed[:] = noticed or [time.perf_counter()]
+                return time.perf_counter() - noticed[0] >= grace
+
         delay = 1e-5
         while not stopping():
             task = take(0)
             if task is END:
-                return
+                return []
             if task is None:  # another thread of the caller is about to hand out more
                 time.sleep(delay)
                 delay = min(2 * delay, MAX_SLEEP)
@@ -79,8 +92,11 @@ class Executor:
             key, x = task
             started(key, 0)
             start = time.perf_counter()
-            outcome = self.evaluate(x)
+            outcome = self.evaluate(x) if give_up is None else self.evaluate(x, give_up)
+            if outcome is None:
+                return [key]
             done(key, outcome, time.perf_counter() - start, 0)
+        return []
 
     def describe(self):
         """How many ranks, for the log."""
@@ -100,8 +116,7 @@ class SerialExecutor(Executor):
         self.evaluate = evaluate
 
     def stream(self, take, done, *, started=None, stopping=None, grace=0.0):
-        self.evaluate_here(take, done, started or (lambda key, rank: None), stopping or (lambda: False))
-        return []
+        return self.evaluate_here(take, done, started or (lambda key, rank: None), stopping or (lambda: False), grace)
 
     def describe(self):
         return "1 rank"

@@ -163,7 +163,8 @@ class MPIExecutor(Executor):
         on its way, done(key, outcome, seconds, rank) as each evaluation finishes (from
         two threads). Once ``stopping()`` is true no new evaluation starts, and those in
         flight on other ranks are waited for at most ``grace`` seconds, then abandoned.
-        Rank 0 evaluates too, in this thread, if ``rank0_evaluates``.
+        Rank 0 evaluates too, in this thread, if ``rank0_evaluates``; its own evaluation
+        is given up after ``grace`` seconds as well when it runs in a child process.
 
         The dispatcher sends a rank its next task (after its start is journaled, so that
         a crash counts it) before it records the result that rank sent: every file write
@@ -193,14 +194,15 @@ class MPIExecutor(Executor):
                 target=self._dispatch, args=(take, started, done, stopping, grace, failure, abandoned), daemon=True
             )
             dispatcher.start()
+        here = []  # rank 0's own evaluation, if it gave up on it (its child process is ended)
         if self.rank0_evaluates:
-            self.evaluate_here(take, done, started, lambda: stopping() or bool(failure))
+            here = self.evaluate_here(take, done, started, lambda: stopping() or bool(failure), grace)
         if dispatcher is not None:
             dispatcher.join()
             if failure:
                 raise failure[0]
-        self.abandoned = self.abandoned or bool(abandoned)
-        return abandoned
+        self.abandoned = self.abandoned or bool(abandoned)  # other ranks still busy with them
+        return abandoned + here
 
     def _dispatch(self, take, started, done, stopping, grace, failure, abandoned):
         try:

@@ -11,6 +11,10 @@ model's prints still go to the job's output). A point past the deadline kills th
 child (SIGKILL), scores the penalty with status ``timeout``, and the next point goes to
 a new child; a child that dies (a crash in C, ``exit()`` from C) is a failed
 evaluation, and a new one takes over too.
+
+The child also bounds how long a stopping job waits for the rank's own evaluation:
+``__call__(x, give_up)`` ends the child and returns None once ``give_up()`` is true
+(the job was signalled ``checkpoint.stop_within`` seconds ago), deadline or not.
 """
 
 import json
@@ -25,6 +29,9 @@ import numpy as np
 
 from ..errors import HpcoptError
 from .outcome import TIMEOUT, Outcome
+
+GAVE_UP = "gave up"  # what _receive returns when give_up() said so
+GIVE_UP_POLL = 0.1  # seconds between two looks at give_up() while an evaluation runs
 
 
 class ChildError(HpcoptError):
@@ -73,10 +80,16 @@ class Deadline:
             who = "" if self.rank is None else f" for rank {self.rank}"
             raise ChildError(f"the child process that evaluates{who} could not build the problem: {why}")
 
-    def __call__(self, x):
+    can_give_up = True  # __call__ takes give_up (executor.Executor.evaluate_here)
+
+    def __call__(self, x, give_up=None):
+        """The Outcome of x; None if ``give_up()`` became true first (the child is ended)."""
         self._send({"x": [float(v) for v in x]})
         start = time.monotonic()
-        answer = self._receive(self.timeout)
+        answer = self._receive(self.timeout, give_up)
+        if answer is GAVE_UP:
+            self.close()
+            return None
         if answer is None:
             running = self.child.poll() is None
             if not running and self.crash_with_child:
@@ -108,11 +121,21 @@ class Deadline:
         except BrokenPipeError:
             pass  # the child is gone: _receive sees it
 
-    def _receive(self, timeout):
-        """The child's next line as a dict; None if it is gone or ``timeout`` passed."""
-        if timeout is not None:
-            ready, _, _ = select.select([self.reader], [], [], timeout)
-            if not ready:
+    def _receive(self, timeout, give_up=None):
+        """The child's next line as a dict; None if it is gone or ``timeout`` passed,
+        GAVE_UP once ``give_up()`` is true."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while timeout is not None or give_up is not None:
+            wait = None if give_up is None else GIVE_UP_POLL
+            if end is not None:
+                left = max(0.0, end - time.monotonic())
+                wait = left if wait is None else min(wait, left)
+            ready, _, _ = select.select([self.reader], [], [], wait)
+            if ready:
+                break
+            if give_up is not None and give_up():
+                return GAVE_UP
+            if end is not None and time.monotonic() >= end:
                 return None
         line = self.reader.readline()
         if not line:
