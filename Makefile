@@ -98,9 +98,10 @@ openmpi_PACKAGES := libopenmpi-dev openmpi-bin
 openmpi_MPICC    := mpicc.openmpi
 openmpi_MPIEXEC  := mpiexec.openmpi --allow-run-as-root --oversubscribe
 INTERRUPTS       := tests/test_interrupts.py::test_signal_stops_with_a_complete_file_and_resume_repeats_nothing
+RANK0_OWN        := tests/test_interrupts.py::test_a_signal_does_not_wait_for_rank_0s_own_evaluation
 MPI_MATRIX_TESTS := tests/test_runs.py::test_same_result_at_every_size tests/test_runs.py::test_dead_rank_ends_the_job \
 	tests/test_runs.py::test_waiting_ranks_do_not_spin tests/test_golden.py::test_run_equals_golden \
-	$(INTERRUPTS) \
+	$(INTERRUPTS) $(RANK0_OWN) \
 	tests/test_interrupts.py::test_ctrl_c_is_a_clean_stop tests/test_deadline.py \
 	tests/test_evaluator.py::test_runs_fail_gracefully_and_are_the_same_at_1_and_3_ranks_and_after_resume \
 	tests/test_network.py::test_the_same_run_at_any_k_and_rank_count
@@ -108,7 +109,8 @@ MPI_MATRIX_TESTS := tests/test_runs.py::test_same_result_at_every_size tests/tes
 # signal it forwarded (hpcopt stops cleanly and writes its file in these runs; docs/mpi.md):
 # MPICH 4.0's mpiexec returns 0 (hydra's forced_cleanup, gone in MPICH 4.1), Open MPI's
 # mpirun 1 after SIGTERM or SIGINT (SIGUSR1 keeps the 3)
-mpich_DESELECT   := $(INTERRUPTS)[10] $(INTERRUPTS)[15] tests/test_interrupts.py::test_ctrl_c_is_a_clean_stop[2]
+mpich_DESELECT   := $(INTERRUPTS)[10] $(INTERRUPTS)[15] tests/test_interrupts.py::test_ctrl_c_is_a_clean_stop[2] \
+	$(RANK0_OWN)[child] $(RANK0_OWN)[deadline]
 openmpi_DESELECT := $(INTERRUPTS)[15] tests/test_interrupts.py::test_ctrl_c_is_a_clean_stop[2]
 
 test-mpi-matrix:

@@ -202,7 +202,8 @@ def test_a_signal_does_not_wait_for_rank_0s_own_evaluation(tmp_path, evaluation)
     """At 2 ranks rank 0 evaluates in a child process (with evaluation.timeout, in its
     deadline's child). An evaluation of its own that does not end (blocked in C here; a
     long NEURON simulation alike, as BluePyOpt's thalamocortical cell's) is given up
-    stop_within after the signal: exit 3, and the resumed run equals an uninterrupted one."""
+    stop_within after the signal (SIGUSR1, SLURM's warning before the time limit): exit 3,
+    and the resumed run equals an uninterrupted one."""
     problem = {"function": "models:stuck_in_rank0s_child", "parameters": {"x0": [0, 1], "x1": [0, 1]},
                "objectives": ["f1", "f2"]}
     optimizer = {**OPTIMIZER, "generations": 2}
@@ -212,7 +213,7 @@ def test_a_signal_does_not_wait_for_rank_0s_own_evaluation(tmp_path, evaluation)
     log = tmp_path / "hang.log"
     job = start(["run", path, "-o", tmp_path / "run.h5"], 2, log, env={"HPCOPT_TEST_HANG": "1"})
     wait_for_lines(log, 1, job)  # rank 0's child is stuck in its first evaluation
-    job.send_signal(signal.SIGTERM)
+    job.send_signal(signal.SIGUSR1)
     _, err = job.communicate(timeout=120)
     assert job.returncode == 3 and "evaluations in flight were abandoned" in err, err
     hpcopt("resume", tmp_path / "run.h5", ranks=2)
