@@ -76,7 +76,8 @@ def test_an_evaluation_measures_finite_values(tmp_path):
 
 def test_a_make_that_returns_no_pair_fails_each_evaluation(tmp_path):
     path = config(tmp_path, "c.json", make="netpyne_models:not_a_pair")
-    hpcopt("run", path, "-o", tmp_path / "run.h5", "-q")
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", "-q", check=False)
+    assert done.returncode == 2 and "evaluations failed or timed out; the first error: " in done.stderr  # no fit
     first = generations(tmp_path / "run.h5", ("status", "error"))["000000"]
     assert set(first["status"]) == {1}
     assert b"not (netParams, simConfig)" in first["error"][0]

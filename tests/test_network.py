@@ -123,7 +123,8 @@ def test_a_connection_shorter_than_the_step_fails_the_evaluation(tmp_path):
     that a run does not depend on K."""
     path = write_config(tmp_path, "c.json", problem=network("network_models:short_delays"),
                         optimizer={**OPTIMIZER, "generations": 1})
-    hpcopt("run", path, "-o", tmp_path / "run.h5", "-q")
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", "-q", check=False)
+    assert done.returncode == 2 and "evaluations failed or timed out; the first error: " in done.stderr  # no fit
     first = generations(tmp_path / "run.h5", ("status", "error"))["000000"]
     assert set(first["status"]) == {1}
     assert b"connection delay of 0.01 ms is shorter than the time step" in first["error"][0]
@@ -132,7 +133,8 @@ def test_a_connection_shorter_than_the_step_fails_the_evaluation(tmp_path):
 def test_a_builder_that_records_nothing_fails_each_evaluation(tmp_path):
     path = write_config(tmp_path, "c.json", problem=network("network_models:nothing_recorded"),
                         optimizer={**OPTIMIZER, "generations": 1})
-    hpcopt("run", path, "-o", tmp_path / "run.h5", "-q")
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", "-q", check=False)
+    assert done.returncode == 2 and "evaluations failed or timed out; the first error: " in done.stderr  # no fit
     first = generations(tmp_path / "run.h5", ("status", "error"))["000000"]
     assert set(first["status"]) == {1}
     assert b"no 'populations'" in first["error"][0]
