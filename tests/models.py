@@ -171,3 +171,12 @@ def stuck_in_rank0s_child(params):
         import ctypes
         ctypes.CDLL(None).pause()
     return {"f1": params["x0"], "f2": (1 - params["x0"]) ** 2 + params["x1"]}
+
+
+def stuck_or_broken(params):
+    """Blocks forever inside C (libc pause()) for x0 > 0.5, raises for the others: every
+    evaluation fails or times out (with evaluation.timeout)."""
+    if params["x0"] > 0.5:
+        import ctypes
+        ctypes.CDLL(None).pause()
+    raise KeyError("no such section: 'somadend'")

@@ -228,6 +228,19 @@ def test_a_finished_run_whose_every_evaluation_failed_exits_2(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["config.json", "run.h5"]
 
 
+def test_the_error_it_gives_is_a_failure_rather_than_a_timeout(tmp_path):
+    """A timeout may only be a slow parameter set: the line names the model's error, also
+    when a timeout came first (the thalamocortical cell's run showed a timeout)."""
+    problem = {**BROKEN, "function": "models:stuck_or_broken"}
+    path = write_config(tmp_path, problem=problem, optimizer={**IBEA, "population": 10}, evaluation={"timeout": 1})
+    done = hpcopt("run", path, "-o", tmp_path / "run.h5", check=False)
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        status = f["generations/000000/status"][()]
+    assert status[0] == 2 and set(status) == {1, 2}  # the first a timeout, then failures too
+    assert done.returncode == 2 and f"every one of the 10 evaluations failed or timed out; {BROKEN_ERROR}" in \
+        done.stderr, done.stderr
+
+
 def test_dead_rank_ends_the_job(tmp_path):
     """A worker that dies (a NEURON segfault, say) ends the whole job promptly; the
     run file keeps the generations completed before."""

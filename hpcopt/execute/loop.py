@@ -330,7 +330,7 @@ class Loop:
         self.finishing = False
         self.failure = []
         self.hopeless = ""  # why the run stopped because every evaluation failed (exit status 2)
-        self.first_error = ""  # of this job's evaluations
+        self.first_failure = self.first_timeout = ""  # errors of this job's evaluations
         self.handed_out = self.dispatch_target = 0  # points handed to the executor; what a checkpoint waits for
 
     @property
@@ -501,7 +501,9 @@ class Loop:
             log.warning("%s %d: %d of %d evaluations failed (%d timed out); first: %s", self.schedule.record,
                         self.generation - 1, failed, len(batch), int(np.count_nonzero(status == TIMEOUT)),
                         first.error)
-            self.first_error = self.first_error or first.error
+            for status_of, name in ((FAILED, "first_failure"), (TIMEOUT, "first_timeout")):
+                errors = [r.outcome.error for r in batch if r.outcome.status == status_of]
+                setattr(self, name, getattr(self, name) or (errors[0] if errors else ""))
             self._give_up_if_hopeless()
         self._ask(rules)
         with self.lock:
@@ -536,8 +538,10 @@ class Loop:
         enough = max(HOPELESS_AFTER, self.config.optimizer.population)
         if not self.evaluations or self.failures < self.evaluations or not (finished or self.evaluations >= enough):
             return
+        # an error says more than a timeout, which may only be a slow parameter set
+        error = self.first_failure or self.first_timeout or "(in the run file)"
         self.hopeless = (f"every one of the {self.evaluations} evaluations failed or timed out; the first error"
-                         f"{' of this job' if self.first else ''}: {self.first_error or '(in the run file)'}")
+                         f"{' of this job' if self.first else ''}: {error}")
 
     # ------------------------------------------------------------ resume
 
