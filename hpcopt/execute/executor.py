@@ -19,6 +19,21 @@ END = "end of work"  # what a ``take`` returns once nothing more will come
 MAX_SLEEP = 0.002  # seconds; bounds how long a free evaluator waits for work that is not ready yet
 
 
+def after_grace(stopping, grace):
+    """() -> True once ``stopping()`` has been true for ``grace`` seconds, counted from
+    the first call that saw it true: when a stopping job gives up on what is in flight."""
+    noticed = None
+
+    def passed():
+        nonlocal noticed
+        if not stopping():
+            return False
+        noticed = noticed or time.perf_counter()
+        return time.perf_counter() - noticed >= grace
+
+    return passed
+
+
 class Executor:
     """What every backend shares. Subclasses set ``size`` and implement ``stream``."""
 
@@ -69,16 +84,7 @@ class Executor:
         of the evaluation abandoned], or []: an evaluation in a child process
         (``self.evaluate.can_give_up``, problem.deadline) is given up ``grace`` seconds
         after ``stopping()`` became true, so that a stop never waits for rank 0's own."""
-        give_up = None
-        if getattr(self.evaluate, "can_give_up", False):
-            noticed = []
-
-            def give_up():
-                if not stopping():
-                    return False
-                noticed[:] = noticed or [time.perf_counter()]
-                return time.perf_counter() - noticed[0] >= grace
-
+        give_up = after_grace(stopping, grace) if getattr(self.evaluate, "can_give_up", False) else None
         delay = 1e-5
         while not stopping():
             task = take(0)

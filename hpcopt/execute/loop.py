@@ -330,7 +330,7 @@ class Loop:
         self.finishing = False
         self.failure = []
         self.hopeless = ""  # why the run stopped because every evaluation failed (exit status 2)
-        self.first_failure = self.first_timeout = ""  # errors of this job's evaluations
+        self.first_error = self.first_failure = ""  # of this job's evaluations: any kind, status failed
         self.handed_out = self.dispatch_target = 0  # points handed to the executor; what a checkpoint waits for
 
     @property
@@ -385,12 +385,12 @@ class Loop:
         interrupted = not self._finished()
         if self.records:  # unless the breeder wrote the last record
             self._write()
-        if interrupted and self.hopeless:  # stopped early: the caller says why, in one line
-            self.journal.sync()
-            return EXIT_USAGE
         if not interrupted:
             self._give_up_if_hopeless(finished=True)
-        if interrupted:
+        elif self.hopeless:  # stopped early, not by a signal: the caller says why, in one line
+            self.journal.sync()
+            return EXIT_USAGE
+        else:
             self.journal.sync()
             waited = time.time() - self._noticed()
             log.warning("interrupted by a signal: run file complete up to %s %d (%d evaluations told), written "
@@ -501,9 +501,9 @@ class Loop:
             log.warning("%s %d: %d of %d evaluations failed (%d timed out); first: %s", self.schedule.record,
                         self.generation - 1, failed, len(batch), int(np.count_nonzero(status == TIMEOUT)),
                         first.error)
-            for status_of, name in ((FAILED, "first_failure"), (TIMEOUT, "first_timeout")):
-                errors = [r.outcome.error for r in batch if r.outcome.status == status_of]
-                setattr(self, name, getattr(self, name) or (errors[0] if errors else ""))
+            self.first_error = self.first_error or first.error
+            self.first_failure = self.first_failure or next(
+                (r.outcome.error for r in batch if r.outcome.status == FAILED), "")
             self._give_up_if_hopeless()
         self._ask(rules)
         with self.lock:
@@ -539,7 +539,7 @@ class Loop:
         if not self.evaluations or self.failures < self.evaluations or not (finished or self.evaluations >= enough):
             return
         # an error says more than a timeout, which may only be a slow parameter set
-        error = self.first_failure or self.first_timeout or "(in the run file)"
+        error = self.first_failure or self.first_error or "(in the run file)"
         self.hopeless = (f"every one of the {self.evaluations} evaluations failed or timed out; the first error"
                          f"{' of this job' if self.first else ''}: {error}")
 

@@ -23,7 +23,7 @@ import time
 
 from mpi4py import MPI
 
-from .executor import END, MAX_SLEEP, Executor
+from .executor import END, MAX_SLEEP, Executor, after_grace
 
 TASK, RESULT, STOP = 1, 2, 3
 SWITCH_INTERVAL = 0.0002  # seconds; how soon rank 0's dispatcher thread gets the GIL
@@ -209,7 +209,7 @@ class MPIExecutor(Executor):
             busy = {}  # rank -> key it evaluates
             idle = list(range(1, self.size))
             ended = False
-            stop_noticed = None
+            given_up = after_grace(stopping, grace)
             status = MPI.Status()
             delay = 1e-5
 
@@ -236,11 +236,9 @@ class MPIExecutor(Executor):
                     return
                 message = self.comm.improbe(source=MPI.ANY_SOURCE, tag=RESULT, status=status)
                 if message is None:
-                    if stopping():
-                        stop_noticed = stop_noticed or time.perf_counter()
-                        if time.perf_counter() - stop_noticed >= grace:
-                            abandoned.extend(busy.values())
-                            return
+                    if given_up():
+                        abandoned.extend(busy.values())
+                        return
                     time.sleep(delay)
                     delay = min(2 * delay, MAX_SLEEP)
                     continue
