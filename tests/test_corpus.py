@@ -136,38 +136,42 @@ def test_its_own_evaluator_runs_at_2_ranks(l5pc, tmp_path):
     assert len(best["parameters"]) == 20 and len(best["objectives"]) == 35 and best["status"] == "ok"
 
 
-NOTEBOOKS = [("simplecell", "simplecell.ipynb", {"gnabar_hh": 0.1, "gkbar_hh": 0.03}),
-             ("expsyn", "ExpSyn.ipynb", {"expsyn_tau": 10.0})]
+NOTEBOOKS = [("simplecell", "simplecell.ipynb", "cell_evaluator", {"gnabar_hh": 0.1, "gkbar_hh": 0.03}),
+             ("expsyn", "ExpSyn.ipynb", "cell_evaluator", {"expsyn_tau": 10.0}),
+             # a meta-parameter: cm_meta sets cm on the soma and on the axon (NrnMetaListEqualParameter)
+             ("metaparameters", "metaparameters.ipynb", "cell_evaluator", {"cm_meta": 1.0}),
+             # the evaluator of bluepyopt.ephys.examples.simplecell, which its CMA-ES strategies fit
+             ("cma_strategy", "cma.ipynb", "evaluator", {"gnabar_hh": 0.1, "gkbar_hh": 0.03})]
 
 
-def notebook_scores(folder, notebook, params, cwd):
+def notebook_scores(folder, notebook, name, params, cwd):
     """BluePyOpt's scores from the notebook's own evaluator: its code cells run one by one
-    (IPython lines left out) until one defines cell_evaluator, as in Jupyter."""
+    (IPython lines left out) until one defines ``name``, as in Jupyter."""
     script = (
         "import json, os, sys; os.environ['MPLBACKEND'] = 'Agg'; os.chdir(sys.argv[1]); ns = {}\n"
         "for cell in json.load(open(sys.argv[2]))['cells']:\n"
-        "    if cell['cell_type'] == 'code' and 'cell_evaluator' not in ns:\n"
+        "    if cell['cell_type'] == 'code' and sys.argv[4] not in ns:\n"
         "        exec('\\n'.join(l for l in ''.join(cell['source']).splitlines()\n"
         "                        if not l.lstrip().startswith(('%', '!'))), ns)\n"
-        "print(json.dumps(ns['cell_evaluator'].evaluate_with_dicts(json.loads(sys.argv[3]))))\n")
-    done = subprocess.run([sys.executable, "-c", script, folder, notebook, json.dumps(params)], cwd=cwd,
+        "print(json.dumps(ns[sys.argv[4]].evaluate_with_dicts(json.loads(sys.argv[3]))))\n")
+    done = subprocess.run([sys.executable, "-c", script, folder, notebook, json.dumps(params), name], cwd=cwd,
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("example, notebook, params", NOTEBOOKS)
-def test_a_notebooks_own_evaluator_runs_unchanged(tmp_path, example, notebook, params):
-    """simplecell and expsyn define their optimisation in a notebook: hpcopt runs the
-    notebook's code up to its evaluator (hpcopt.problem.notebook) and scores exactly as it."""
+@pytest.mark.parametrize("example, notebook, name, params", NOTEBOOKS)
+def test_a_notebooks_own_evaluator_runs_unchanged(tmp_path, example, notebook, name, params):
+    """These examples define their optimisation in a notebook: hpcopt runs the notebook's
+    code up to its evaluator (hpcopt.problem.notebook) and scores exactly as it."""
     folder = corpus.copy(example, tmp_path)
     spec = {"factory": "hpcopt.problem.notebook:evaluator",
-            "arguments": {"notebook": os.path.join(folder, notebook), "name": "cell_evaluator"}}
+            "arguments": {"notebook": os.path.join(folder, notebook), "name": name}}
     path = write_config(tmp_path, problem={"bluepyopt_evaluator": spec},
                         optimizer={"algorithm": "ibea", "population": 4, "generations": 2})
     assert f"valid: ibea, {len(params)} free parameters" in hpcopt("validate", path).stdout
     (tmp_path / "p.json").write_text(json.dumps(params))
     ours = json.loads(hpcopt("evaluate", path, "--params", "p.json", "--json", cwd=tmp_path).stdout)
-    theirs = notebook_scores(folder, os.path.join(folder, notebook), params, tmp_path)
+    theirs = notebook_scores(folder, os.path.join(folder, notebook), name, params, tmp_path)
     assert ours["status"] == "ok" and ours["objectives"] == theirs
     hpcopt("run", path, "-o", "run.h5", ranks=2, cwd=tmp_path)  # relative: the notebook changes directory
     best = json.loads(hpcopt("best", tmp_path / "run.h5", "--json").stdout)
