@@ -905,9 +905,11 @@ def _validate(args):
               f"of {k} ranks")
     names = [_printable(n) for n in problem.names]
     bounds = [f"[{low:g}, {high:g}]" for low, high in zip(problem.lower, problem.upper)]
-    print("scale of each free parameter (optimizer.scale):")
-    for name, bound, scale in zip(names, bounds, problem.scales):
-        print(f"  {name:<{max(map(len, names))}}  {bound:<{max(map(len, bounds))}}  {scale}")
+    starts = [""] * len(names) if problem.start is None else [f"  start {x:g}" for x in problem.start]
+    print("scale of each free parameter (optimizer.scale)" + (" and where CMA-ES starts (optimizer.start)"
+                                                             if problem.start is not None else "") + ":")
+    for name, bound, scale, start in zip(names, bounds, problem.scales, starts):
+        print(f"  {name:<{max(map(len, names))}}  {bound:<{max(map(len, bounds))}}  {scale:<6}{start}".rstrip())
     return 0
 
 
@@ -915,7 +917,7 @@ def _settings_text(o, dimension):
     """The optimiser's settings as the run will use them, defaults included."""
     if o.algorithm == "cmaes":
         return (f"seed {o.seed}, sigma0 {o.sigma0:g} (the initial step, a fraction of each parameter's "
-                f"scaled range)")
+                f"scaled range), starting " + ("at optimizer.start" if o.start else "at the centre of the ranges"))
     mutation = o.mutation_probability
     mutation = f"{1 / dimension:g} (1 / {dimension})" if mutation is None else f"{mutation:g}"
     mode = f", asynchronous, batches of {o.batch_size}" if o.asynchronous else ""

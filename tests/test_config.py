@@ -202,7 +202,8 @@ def test_validate_accepts_good_config(tmp_path):
      "settings: seed 7, offspring 4, kappa 0.01, eta_crossover 20, eta_mutation 10, crossover_probability 1, "
      "mutation_probability 0.5, asynchronous, batches of 2"),
     ({"algorithm": "cmaes", "population": 8, "generations": 2, "sigma0": 0.1},
-     "settings: seed 1, sigma0 0.1 (the initial step, a fraction of each parameter's scaled range)"),
+     "settings: seed 1, sigma0 0.1 (the initial step, a fraction of each parameter's scaled range), starting at the "
+     "centre of the ranges"),
 ])
 def test_validate_prints_the_optimisers_settings(tmp_path, optimizer, settings):
     """Defaults included: what the run will use, not only what the config wrote."""

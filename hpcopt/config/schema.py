@@ -10,6 +10,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from ..errors import ConfigError
 from . import cell, evaluator, fields, network
 from . import scale as scale_spec
 from .fields import read_json
@@ -72,6 +73,7 @@ class Optimizer:
     sigma0: float = 0.25
     restarts: object = "none"  # "none", "ipop" or "bipop" (or a stored {"strategy": ..., "max": ...})
     max_restarts: int = -1  # -1: as many as the budget allows
+    start: tuple = ()  # ((name, value), ...): the first mean, physical values; (): the centre of the cube
     # asynchronous (steady-state) evaluation, IBEA only
     asynchronous: bool = False
     batch: int = 0  # results told at once; 0: max(1, population // 10)
@@ -154,6 +156,8 @@ class Optimizer:
             if self.restarts != "none":  # absent otherwise: the stored config of a run without is unchanged
                 out["restarts"] = (self.restarts if self.max_restarts < 0 else
                                    {"strategy": self.restarts, "max": self.max_restarts})
+            if self.start:  # the values themselves, not a file's name: a resume needs no other file
+                out["start"] = dict(self.start)
         if scales is not None:
             out["scale"] = dict(scales)
         else:
@@ -235,6 +239,31 @@ class Config:
         where = fields.Where(self.source) / "optimizer" / "scale"
         return scale_spec.resolve(self.optimizer.scale, *space, where)
 
+    def start(self, space=None):
+        """(d,) physical values (a tuple) where CMA-ES starts, in the order of the free parameters,
+        or None (the centre); ConfigError naming the field for an unknown or missing
+        parameter or a value outside its bounds. space: as for scales()."""
+        if not self.optimizer.start:
+            return None
+        if space is None:
+            if isinstance(self.problem, evaluator.EvaluatorProblem):
+                return None
+            free = self.free_parameters
+            space = ([p.name for p in free], [p.lower for p in free], [p.upper for p in free])
+        names, lower, upper = space
+        where = fields.Where(self.source) / "optimizer" / "start"
+        given = dict(self.optimizer.start)
+        unknown = [n for n in given if n not in names]
+        if unknown:
+            raise where.error(unknown[0], f"not a free parameter; free: {', '.join(names)}")
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise where.error(None, f"no value for {', '.join(missing)} (give every free parameter)")
+        for name, low, high in zip(names, lower, upper):
+            if not low <= given[name] <= high:
+                raise where.error(name, f"{given[name]:g} is outside its bounds [{low:g}, {high:g}]")
+        return tuple(given[n] for n in names)
+
     def resolved(self, space=None):
         """The complete config, defaults filled in (what the run file stores); space: as
         for scales()."""
@@ -269,7 +298,7 @@ def parse(raw, source="config", base_dir=None):
     table = fields.table(raw, where, required=("problem", "optimizer"),
                          optional=("checkpoint", "output", "evaluation", "execution"))
     problem = _problem(table["problem"], where / "problem", base_dir)
-    optimizer = _optimizer(table["optimizer"], where / "optimizer", problem)
+    optimizer = _optimizer(table["optimizer"], where / "optimizer", problem, base_dir)
     checkpoint = _checkpoint(table.get("checkpoint", {}), where / "checkpoint")
     output = table.get("output", "")
     if not isinstance(output, str):
@@ -278,6 +307,7 @@ def parse(raw, source="config", base_dir=None):
     config = Config(problem, optimizer, checkpoint, output, source, evaluation,
                     _execution(table.get("execution", {}), where / "execution", problem, evaluation))
     config.scales()  # names and bounds checked now, where the problem knows its parameters
+    config.start()
     return config
 
 
@@ -313,10 +343,10 @@ def _problem(raw, where, base_dir):
 MAX_POPULATION = {"ibea": 10_000, "cmaes": 100_000}
 _IBEA_KEYS = ("offspring", "kappa", "eta_crossover", "eta_mutation", "crossover_probability",
               "mutation_probability", "asynchronous", "batch")
-_CMAES_KEYS = ("sigma0", "restarts")
+_CMAES_KEYS = ("sigma0", "restarts", "start")
 
 
-def _optimizer(raw, where, problem):
+def _optimizer(raw, where, problem, base_dir=None):
     common = ("seed", "weights", "scale")
     table = fields.table(
         raw, where, required=("algorithm", "population"),
@@ -329,7 +359,8 @@ def _optimizer(raw, where, problem):
     for key in table:
         if key in other:
             why = (" (only IBEA has an asynchronous mode: CMA-ES adapts its distribution from complete "
-                   "generations)" if key in ("asynchronous", "batch") else "")
+                   "generations)" if key in ("asynchronous", "batch") else
+                   " (IBEA starts from a uniformly random population)" if key == "start" else "")
             raise where.error(key, f"not an option of {algorithm}{why}")
     kwargs = dict(
         algorithm=algorithm,
@@ -376,7 +407,31 @@ def _optimizer(raw, where, problem):
         if kwargs["restarts"] != "none" and "generations" in table:
             raise where.error("generations", "CMA-ES with restarts changes its population at each restart, so "
                                              "generations vary in size: give the budget as evaluations")
+    if "start" in table:
+        kwargs["start"] = _start(table["start"], where / "start", base_dir)
     return Optimizer(**kwargs)
+
+
+def _start(raw, where, base_dir):
+    """((name, value), ...) of optimizer.start: an object {parameter: value}, or the path
+    of a JSON file holding one (relative to the config's folder), as ``hpcopt export
+    RUN.h5 --json P.json`` writes it. Names and bounds are checked by Config.start."""
+    if isinstance(raw, str):
+        path = raw if os.path.isabs(raw) or base_dir is None else os.path.join(base_dir, raw)
+        values = read_json(path, "optimizer.start")
+        if not isinstance(values, dict) or not values:
+            raise ConfigError(path, "expected an object {parameter name: value} (as 'hpcopt export --json' "
+                                    f"writes), found {fields.show(values)}")
+        where = fields.Where(path)
+    elif isinstance(raw, dict) and raw:
+        values = raw
+    else:
+        raise where.error(None, "expected an object {parameter name: value} or the path of a JSON file "
+                                f"holding one, found {fields.show(raw)}")
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise where.error(name, f"expected a number, found {fields.show(value)}")
+    return tuple((name, float(value)) for name, value in values.items())
 
 
 def _restarts(raw, where):

@@ -63,7 +63,8 @@ PROGRESS_SECONDS = 10.0  # asynchronous runs: at most one progress line per this
 
 def start(path, config, problem, versions):
     """Create the run file for a new run; returns the generator."""
-    generator = generators.create(config.optimizer, problem.dimension, len(problem.objectives))
+    start = None if problem.start is None else np.clip(problem.to_unit(problem.start[None])[0], 0.0, 1.0)
+    generator = generators.create(config.optimizer, problem.dimension, len(problem.objectives), start=start)
     attrs = {
         "parameter_names": list(problem.names),
         "objective_names": list(problem.objectives),

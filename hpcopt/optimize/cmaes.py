@@ -2,8 +2,8 @@
 (the contract: generators.py).
 
 The only module that imports ``cma``. The search runs in [0, 1]^d with cma's
-``BoundTransform``, starting from the centre of the cube with step size
-``sigma0``. Randomness comes from a private ``numpy.random.Generator`` passed to
+``BoundTransform``, starting from the centre of the cube (or a given point) with
+step size ``sigma0``. Randomness comes from a private ``numpy.random.Generator`` passed to
 cma through its ``randn`` option; cma's ``seed`` option is set to NaN so that it
 never touches numpy's global random state. CMA-ES is single-objective: it
 minimises ``F @ weights``.
@@ -70,10 +70,12 @@ class CMAES:
     ``numpy.random.Generator``. weights: (m,) objective weights; the scalar
     minimised is ``F @ weights``. sigma0: initial step size in unit-cube
     coordinates. restarts: "none", "ipop" or "bipop"; max_restarts: how many
-    restarts at most (-1: no limit).
+    restarts at most (-1: no limit). start: (d,) the first mean in [0, 1]^d (None:
+    the centre); restarts start from random points all the same.
     """
 
-    def __init__(self, dimension, population, rng, *, weights, sigma0=0.25, restarts="none", max_restarts=-1):
+    def __init__(self, dimension, population, rng, *, weights, sigma0=0.25, restarts="none", max_restarts=-1,
+                 start=None):
         if dimension < 1:
             raise ValueError(f"dimension must be >= 1, got {dimension}")
         if population < 2:
@@ -83,7 +85,10 @@ class CMAES:
         if restarts not in RESTARTS:
             raise ValueError(f"restarts must be one of {', '.join(RESTARTS)}, got {restarts!r}")
         self.weights = np.asarray(weights, dtype=float)
-        self._es = _strategy(np.full(dimension, 0.5), int(population), sigma0, _Randn(rng))
+        x0 = np.full(dimension, 0.5) if start is None else np.asarray(start, dtype=float)
+        if x0.shape != (dimension,) or not np.all((x0 >= 0) & (x0 <= 1)):
+            raise ValueError(f"start must be a point of [0, 1]^{dimension}, got {start!r}")
+        self._es = _strategy(x0, int(population), sigma0, _Randn(rng))
         self.population = int(population)
         self._asked = np.zeros((0, dimension))  # the generation asked and not yet told
         self._asked_count = 0

@@ -31,8 +31,9 @@ import numpy as np
 from ..config import ALGORITHMS
 
 
-def create(optimizer, dimension, n_objectives):
-    """A new generator for ``optimizer`` (a config.Optimizer), seeded from its seed."""
+def create(optimizer, dimension, n_objectives, start=None):
+    """A new generator for ``optimizer`` (a config.Optimizer), seeded from its seed;
+    start: (d,) unit-cube point where CMA-ES starts (None: the centre)."""
     rng = np.random.default_rng(optimizer.seed)
     if optimizer.algorithm == "ibea":
         from .ibea import IBEA
@@ -59,6 +60,7 @@ def create(optimizer, dimension, n_objectives):
             sigma0=optimizer.sigma0,
             restarts=optimizer.restarts,
             max_restarts=optimizer.max_restarts,
+            start=start,
         )
     raise ValueError(f"unknown algorithm {optimizer.algorithm!r}; known: {', '.join(ALGORITHMS)}")
 

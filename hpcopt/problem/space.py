@@ -39,6 +39,8 @@ class Problem:
             self.names, self.lower, self.upper, self.objectives = self._naming_the_config(
                 bluepyopt.space, config.problem)
         self.scales = tuple(config.scales((self.names, self.lower, self.upper)).values())
+        start = config.start((self.names, self.lower, self.upper))  # CMA-ES's first mean, or None
+        self.start = None if start is None else np.array(start, dtype=float)
         self._log = np.array([s == "log" for s in self.scales], dtype=bool)
         self.weights = np.array(config.weights or (1.0,) * len(self.objectives))
         self.penalty = config.problem.penalty
