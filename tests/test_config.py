@@ -86,6 +86,11 @@ BAD = [
     (_set("optimizer.popsize", 5), "optimizer.popsize", "valid keys here: algorithm, population, generations"),
     (_set("optimizer.sigma0", 0.3), "optimizer.sigma0", "not an option of ibea"),
     (_set("optimizer.kappa", 0), "optimizer.kappa", "must be > 0"),
+    # an integer longer than a float holds (Python's json reads any length): one error, not a traceback
+    (_set("optimizer.kappa", 10 ** 400), "optimizer.kappa", "expected a finite number, found 1000000"),
+    (_set("optimizer.population", 10 ** 400), "optimizer.population", "expected a finite number"),
+    (_set("problem.parameters.x0", [0, 10 ** 400]), "problem.parameters.x0", "bounds and their span must be finite"),
+    (_set("problem.parameters.x0", -10 ** 400), "problem.parameters.x0", "expected a finite number"),
     (_set("optimizer.mutation_probability", 1.5), "optimizer.mutation_probability", "must be <= 1"),
     (_set("optimizer.crossover_probability", -0.1), "optimizer.crossover_probability", "must be >= 0"),
     (_set("optimizer.crossover_probability", "all"), "optimizer.crossover_probability", "expected a number"),

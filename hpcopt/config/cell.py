@@ -367,7 +367,7 @@ def _parameters(raw, where):
             if (not isinstance(b, list) or len(b) != 2
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)):
                 raise w.error("bounds", f"expected [low, high], found {fields.show(b)}")
-            if not math.isfinite(float(b[1]) - float(b[0])):
+            if not all(map(fields.finite, b)) or not math.isfinite(float(b[1]) - float(b[0])):
                 raise w.error("bounds", f"bounds and their span must be finite, found {fields.show(b)}")
             if not b[0] < b[1]:
                 raise w.error("bounds", f"lower bound {b[0]} must be below upper bound {b[1]}")

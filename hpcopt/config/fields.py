@@ -54,13 +54,22 @@ def table(raw, where, required=(), optional=()):
     return raw
 
 
+def finite(value):
+    """Whether the JSON number ``value`` is finite and a float holds it (Python's json
+    reads NaN, Infinity and integers of any length)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def number(raw, where, key, *, minimum=None, above=None, maximum=None, integer=False):
     value = raw[key]
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
         raise where.error(key, f"expected {kind}, found {show(value)}")
-    if not math.isfinite(value):
-        raise where.error(key, f"expected a finite number, found {value}")
+    if not finite(value):
+        raise where.error(key, f"expected a finite number, found {show(value)}")
     if minimum is not None and value < minimum:
         raise where.error(key, f"must be >= {minimum}, found {show(value)}")
     if above is not None and value <= above:
@@ -76,7 +85,7 @@ def numbers(raw, where, key):
     if not isinstance(values, list):
         raise where.error(key, f"expected a list of numbers, found {show(values)}")
     for i, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not finite(value):
             raise where.error(f"{key}.{i}", f"expected a finite number, found {show(value)}")
     return tuple(map(float, values))
 

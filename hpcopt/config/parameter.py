@@ -30,6 +30,8 @@ def parse_table(params, where):
         if isinstance(spec, list):
             if len(spec) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
                 raise where.error(name, f"expected bounds [low, high] or a frozen value, found {fields.show(spec)}")
+            if not all(map(fields.finite, spec)):
+                raise where.error(name, f"bounds and their span must be finite, found {fields.show(spec)}")
             lower, upper = float(spec[0]), float(spec[1])
             if not math.isfinite(upper - lower):
                 raise where.error(name, f"bounds and their span must be finite, found {fields.show(spec)}")
