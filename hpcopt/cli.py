@@ -331,6 +331,8 @@ def _prepare(args, comm):
     if _together(comm, lambda: problem.prepare() if rank == 0 else True, root_only=True) is None:
         return None
     timeout = config.evaluation.timeout
+    if config.optimizer.start:  # the values read at the start: a child replaced later reads no file for them
+        raw = {**raw, "optimizer": {**raw["optimizer"], "start": dict(config.optimizer.start)}}
     spec = {"config": raw, "source": name, "base_dir": base}  # what a child process builds the problem from
 
     def evaluator():

@@ -180,3 +180,17 @@ def stuck_or_broken(params):
         import ctypes
         ctypes.CDLL(None).pause()
     raise KeyError("no such section: 'somadend'")
+
+
+def removes_then_blocks(params):
+    """The first evaluation (of any process: a marker file, $HPCOPT_TEST_MARKER) removes
+    the file $HPCOPT_TEST_REMOVE and blocks forever inside C; the others return at once."""
+    marker = os.environ["HPCOPT_TEST_MARKER"]
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return {"f": sum(v * v for v in params.values())}
+    os.remove(os.environ["HPCOPT_TEST_REMOVE"])
+    import ctypes
+
+    ctypes.CDLL(None).pause()

@@ -13,6 +13,7 @@ from conftest import assert_same_results, generations, hpcopt, write_config
 
 from hpcopt import config
 from hpcopt.errors import ConfigError
+from hpcopt.problem.outcome import OK, TIMEOUT
 from hpcopt.problem.space import Problem
 
 PROBLEM = {
@@ -75,6 +76,8 @@ def test_a_start_file_from_export_is_stored_by_value_and_resumes_exactly(tmp_pat
     ({"gna": 0.002, "gk": 0.3}, "optimizer.start", "no value for v (give every free parameter)"),
     ({**START, "celsius": 34}, "optimizer.start.celsius", "not a free parameter; free: gna, gk, v"),
     ({**START, "gk": 0.6}, "optimizer.start.gk", "0.6 is outside its bounds [0.01, 0.5]"),
+    ({**START, "gk": 0.5 + 1e-6}, "optimizer.start.gk", "0.500001 is outside its bounds [0.01, 0.5]"),
+    ({**START, "v": 10 ** 400}, "optimizer.start.v", "expected a number, found 1000000000"),
     ({**START, "v": "-45"}, "optimizer.start.v", 'expected a number, found "-45"'),
     ({**START, "v": True}, "optimizer.start.v", "expected a number, found true"),
     ({}, "optimizer.start", "expected an object {parameter name: value} or the path of a JSON file"),
@@ -87,13 +90,37 @@ def test_bad_starts_name_the_field(start, field, message):
     assert text.startswith(f"c.json: {field}:") and message in text, text
 
 
+def test_a_start_a_rounding_beyond_a_bound_is_that_bound():
+    """A fit on a bound is exported as the value it was evaluated at, lower + 1.0 x (upper
+    - lower), which can be an ulp beyond the bound: it starts there, not as an error."""
+    beyond = -80.0 + 1.0 * (-40.0 - -80.0 + 1e-14)
+    assert Problem(parse({**START, "gk": 0.5000000000000001, "v": beyond})).start.tolist() == [0.002, 0.5, -40.0]
+    assert Problem(parse({**START, "gna": 0.0009999999999999998})).start[0] == 0.001
+
+
+def test_a_replaced_evaluation_process_reads_no_start_file(tmp_path):
+    """With evaluation.timeout the evaluating child is replaced after a timeout: it builds
+    the problem from the values read when the job started, not from the file again."""
+    (tmp_path / "best.json").write_text(json.dumps({"x": 0.3, "y": 0.2}))
+    problem = {"function": "models:removes_then_blocks", "parameters": {"x": [0.0, 1.0], "y": [0.0, 1.0]},
+               "objectives": ["f"]}
+    path = write_config(tmp_path, problem=problem, optimizer={**CMAES, "population": 4, "start": "best.json"},
+                        evaluation={"timeout": 5})
+    env = {"HPCOPT_TEST_MARKER": str(tmp_path / "blocked"), "HPCOPT_TEST_REMOVE": str(tmp_path / "best.json")}
+    hpcopt("run", path, "-o", tmp_path / "run.h5", env=env)
+    assert not (tmp_path / "best.json").exists()
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        status = np.concatenate([f["generations"][g]["status"][()] for g in f["generations"]])
+    assert len(status) == 12 and np.count_nonzero(status == TIMEOUT) == 1 and np.count_nonzero(status == OK) == 11
+
+
 def test_bad_start_files_and_ibea_are_one_error(tmp_path):
     (tmp_path / "list.json").write_text("[1, 2, 3]")
     (tmp_path / "far.json").write_text(json.dumps({**START, "gna": 2.0}))
     cases = [("none.json", "none.json: cannot read optimizer.start: No such file or directory"),
              ("list.json", "list.json: expected an object {parameter name: value} (as 'hpcopt export --json' "
                            "writes), found [1, 2, 3]"),
-             ("far.json", "optimizer.start.gna: 2 is outside its bounds [0.001, 1]")]
+             ("far.json", "optimizer.start.gna: 2.0 is outside its bounds [0.001, 1]")]
     for given, message in cases:
         path = write_config(tmp_path, problem=PROBLEM, optimizer={**CMAES, "start": given})
         done = hpcopt("validate", path, check=False)

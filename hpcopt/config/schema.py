@@ -259,10 +259,14 @@ class Config:
         missing = [n for n in names if n not in given]
         if missing:
             raise where.error(None, f"no value for {', '.join(missing)} (give every free parameter)")
+        values = []
         for name, low, high in zip(names, lower, upper):
-            if not low <= given[name] <= high:
-                raise where.error(name, f"{given[name]:g} is outside its bounds [{low:g}, {high:g}]")
-        return tuple(given[n] for n in names)
+            value = given[name]
+            slack = 1e-9 * (high - low)  # a fit on a bound may be exported a rounding beyond it
+            if not low - slack <= value <= high + slack:
+                raise where.error(name, f"{value!r} is outside its bounds [{low:g}, {high:g}]")
+            values.append(min(max(value, low), high))
+        return tuple(values)
 
     def resolved(self, space=None):
         """The complete config, defaults filled in (what the run file stores); space: as
@@ -429,7 +433,7 @@ def _start(raw, where, base_dir):
         raise where.error(None, "expected an object {parameter name: value} or the path of a JSON file "
                                 f"holding one, found {fields.show(raw)}")
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not fields.finite(value):
             raise where.error(name, f"expected a number, found {fields.show(value)}")
     return tuple((name, float(value)) for name, value in values.items())
 
