@@ -16,6 +16,7 @@ Exit status: 0 done, 2 bad input (one line on stderr, nothing written),
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -701,18 +702,20 @@ def _printable(name):
 
 def _evaluate(args):
     """Exit status 0 when the evaluation is ok, 1 when it failed or timed out."""
+    from .neuron.session import stdout_redirected
     from .problem.outcome import OK, STATUS_NAMES
 
     config = configuration.load(args.config)
     given = configuration.read_json(args.params, what="parameters")  # before a factory may change directory
-    problem = Problem(config)
-    if (args.plot or args.traces) and not problem.is_cell:
-        raise ConfigError(args.config, "--plot and --traces need a cell model (problem.cell or problem.bluepyopt)")
-    x = _parameter_values(args.params, given, problem)
-    from .neuron.session import stdout_redirected
-
-    evaluator = problem.evaluator()
-    with stdout_redirected(2):  # NEURON's C code prints (CVODE errors) must not mix into the JSON
+    # what the model prints, building (a factory, an evaluator's simulator) or simulating (NEURON's C
+    # code: CVODE errors), goes to stderr: stdout is the result's alone (--json is JSON)
+    with stdout_redirected(2), contextlib.redirect_stdout(sys.stderr):
+        problem = Problem(config)
+        if (args.plot or args.traces) and not problem.is_cell:
+            raise ConfigError(args.config, "--plot and --traces need a cell model (problem.cell or "
+                                           "problem.bluepyopt)")
+        x = _parameter_values(args.params, given, problem)
+        evaluator = problem.evaluator()
         if args.plot or args.traces:
             outcome, traces = evaluator.evaluate(x)
             _traces_out(args, evaluator, traces, outcome)
