@@ -41,6 +41,8 @@ truth's own score (the benchmark evaluates it first), the threshold the issue al
     python benchmarks/success_rate.py                          # conductances, hh, cell: 10 seeds, 1,000 evaluations
     python benchmarks/success_rate.py --problems l5pc_like --optimisers "hpcopt CMA-ES,BluePyOpt CMA-ES" \
         --name success_rate_l5pc_like                          # l5pc_like (only when named: hours for all optimisers)
+    python benchmarks/success_rate.py --problems l5pc_like --optimisers "hpcopt IBEA,BluePyOpt IBEA" \
+        --name success_rate_l5pc_like_ibea                     # l5pc_like, the IBEAs (about 45 min)
     python benchmarks/success_rate.py --problems conductances,hh --cell-seeds 3   # hh on 3 seeds only
     python benchmarks/success_rate.py --quick                  # conductances, 2 seeds, 96 evaluations
     python benchmarks/success_rate.py --problems cell --optimisers "hpcopt CMA-ES" --name success_rate_cell
