@@ -2,7 +2,10 @@
 
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -404,3 +407,28 @@ def test_constructor_rejects_bad_values(arguments, message):
     dimension, population = values.pop("dimension"), values.pop("population")
     with pytest.raises(ValueError, match=message):
         IBEA(dimension, population, np.random.default_rng(0), **values)
+
+
+CPU_LEVELS = ("", "AVX512_SPR AVX512_ICL X86_V4", "AVX512_SPR AVX512_ICL X86_V4 X86_V3")
+BITS = """
+import hashlib, numpy as np
+from hpcopt.optimize.ibea import environmental_selection, polynomial_mutation, sbx_crossover
+rng = np.random.default_rng(7)
+U1, U2 = rng.random((300, 12)), rng.random((300, 12))
+F = np.concatenate([rng.random((400, 9)), rng.random((200, 9)) ** 3])
+parts = [*sbx_crossover(U1, U2, 10.0, rng), polynomial_mutation(U1, 20.0, 0.5, rng),
+         environmental_selection(F, 300, 0.05).astype(np.int64)]
+print(hashlib.sha256(b"".join(np.ascontiguousarray(p).tobytes() for p in parts)).hexdigest())
+"""
+
+
+def test_variation_and_selection_are_the_same_bits_whatever_code_numpy_picks_for_the_cpu():
+    """numpy picks its loops by CPU (NPY_DISABLE_CPU_FEATURES turns the newer ones off,
+    as on an older machine); its AVX-512 power rounds differently, which made the golden
+    runs differ on an AVX-512 machine. IBEA takes its powers through the C library."""
+    digests = set()
+    for disabled in CPU_LEVELS:
+        done = subprocess.run([sys.executable, "-c", BITS], capture_output=True, text=True, check=True,
+                              env={**os.environ, "NPY_DISABLE_CPU_FEATURES": disabled})
+        digests.add(done.stdout.strip().splitlines()[-1])
+    assert len(digests) == 1, digests

@@ -149,12 +149,26 @@ def _select(F, keep, kappa):
     return kept, fit[kept]
 
 
+_LIBM_POW = np.frompyfunc(math.pow, 2, 1)
+
+
+def _power(base, exponent):
+    """base ** exponent element by element through the C library's pow, as float64.
+
+    numpy's own power picks its code by CPU: on an AVX-512 machine it rounds some
+    results differently from elsewhere (last bits), and the run then takes another
+    path. The operators below take every power here, so that a run is the same on
+    every machine (tests/test_golden.py). Bases are positive there."""
+    return _LIBM_POW(base, exponent).astype(np.float64)
+
+
 def sbx_crossover(U1, U2, eta, rng):
     """Bounded simulated binary crossover of the parent pairs U1[i], U2[i], both (n, d).
 
     deap.tools.cxSimulatedBinaryBounded on [0, 1], vectorised: each variable takes part
     with probability 0.5 (and only if the parents differ by more than 1e-14). Returns the
-    two (n, d) children arrays, inside [0, 1].
+    two (n, d) children arrays, inside [0, 1]. Powers are taken only where they are used
+    (the variables that take part, the branch each takes).
     """
     takes_part = rng.random(U1.shape) < 0.5
     rand = rng.random(U1.shape)
@@ -162,18 +176,23 @@ def sbx_crossover(U1, U2, eta, rng):
     x1 = np.minimum(U1, U2)
     x2 = np.maximum(U1, U2)
     takes_part &= x2 - x1 > 1e-14
-    spread = np.where(takes_part, x2 - x1, 1.0)
+    x1, x2, rand, flip = x1[takes_part], x2[takes_part], rand[takes_part], flip[takes_part]
+    spread = x2 - x1
     exponent = 1.0 / (eta + 1.0)
 
     def beta_q(beta):
-        alpha = 2.0 - beta ** -(eta + 1.0)
+        alpha = 2.0 - _power(beta, -(eta + 1.0))
         inner = rand <= 1.0 / alpha
-        return np.where(inner, rand * alpha, 1.0 / (2.0 - rand * alpha)) ** exponent
+        base = np.empty_like(rand)
+        base[inner] = rand[inner] * alpha[inner]
+        base[~inner] = 1.0 / (2.0 - rand[~inner] * alpha[~inner])
+        return _power(base, exponent)
 
     c1 = np.clip(0.5 * (x1 + x2 - beta_q(1.0 + 2.0 * x1 / spread) * spread), 0.0, 1.0)
     c2 = np.clip(0.5 * (x1 + x2 + beta_q(1.0 + 2.0 * (1.0 - x2) / spread) * spread), 0.0, 1.0)
-    first = np.where(takes_part, np.where(flip, c2, c1), U1)
-    second = np.where(takes_part, np.where(flip, c1, c2), U2)
+    first, second = np.array(U1, dtype=np.float64), np.array(U2, dtype=np.float64)
+    first[takes_part] = np.where(flip, c2, c1)
+    second[takes_part] = np.where(flip, c1, c2)
     return first, second
 
 
@@ -181,18 +200,22 @@ def polynomial_mutation(U, eta, probability, rng):
     """Bounded polynomial mutation of U (n, d) on [0, 1], each variable with ``probability``.
 
     deap.tools.mutPolynomialBounded, vectorised. Returns a new (n, d) array inside [0, 1].
+    Powers are taken only for the variables mutated, in the branch each takes.
     """
     mutate = rng.random(U.shape) < probability
-    rand = rng.random(U.shape)
+    rand = rng.random(U.shape)[mutate]
+    u = np.asarray(U, dtype=np.float64)[mutate]
     exponent = 1.0 / (eta + 1.0)
     lower = rand < 0.5
-    xy = np.where(lower, 1.0 - U, U) ** (eta + 1.0)
-    delta = np.where(
-        lower,
-        (2.0 * rand + (1.0 - 2.0 * rand) * xy) ** exponent - 1.0,
-        1.0 - (2.0 * (1.0 - rand) + 2.0 * (rand - 0.5) * xy) ** exponent,
-    )
-    return np.where(mutate, np.clip(U + delta, 0.0, 1.0), U)
+    upper = ~lower
+    delta = np.empty_like(u)
+    xy = _power(1.0 - u[lower], eta + 1.0)
+    delta[lower] = _power(2.0 * rand[lower] + (1.0 - 2.0 * rand[lower]) * xy, exponent) - 1.0
+    xy = _power(u[upper], eta + 1.0)
+    delta[upper] = 1.0 - _power(2.0 * (1.0 - rand[upper]) + 2.0 * (rand[upper] - 0.5) * xy, exponent)
+    out = np.array(U, dtype=np.float64)
+    out[mutate] = np.clip(u + delta, 0.0, 1.0)
+    return out
 
 
 def _count(name, value):
