@@ -226,16 +226,24 @@ class Config:
     def free_parameters(self):
         return tuple(p for p in self.problem.parameters if p.free)
 
+    def _space(self, space):
+        """(names, lower, upper) of the free parameters: ``space`` when given, else the
+        config's own, or None for an evaluator (its parameters are known once it is built)."""
+        if space is not None:
+            return space
+        if isinstance(self.problem, evaluator.EvaluatorProblem):
+            return None
+        free = self.free_parameters
+        return [p.name for p in free], [p.lower for p in free], [p.upper for p in free]
+
     def scales(self, space=None):
         """{free parameter: "linear" or "log"}; ConfigError naming the field for an unknown
         parameter or log where a lower bound is <= 0. space: (names, lower, upper) of the
         free parameters, for a problem that knows them only once built (an evaluator);
         None: the config's own (None for an evaluator)."""
+        space = self._space(space)
         if space is None:
-            if isinstance(self.problem, evaluator.EvaluatorProblem):
-                return None
-            free = self.free_parameters
-            space = ([p.name for p in free], [p.lower for p in free], [p.upper for p in free])
+            return None
         where = fields.Where(self.source) / "optimizer" / "scale"
         return scale_spec.resolve(self.optimizer.scale, *space, where)
 
@@ -243,13 +251,9 @@ class Config:
         """(d,) physical values (a tuple) where CMA-ES starts, in the order of the free parameters,
         or None (the centre); ConfigError naming the field for an unknown or missing
         parameter or a value outside its bounds. space: as for scales()."""
-        if not self.optimizer.start:
-            return None
+        space = self._space(space) if self.optimizer.start else None
         if space is None:
-            if isinstance(self.problem, evaluator.EvaluatorProblem):
-                return None
-            free = self.free_parameters
-            space = ([p.name for p in free], [p.lower for p in free], [p.upper for p in free])
+            return None
         names, lower, upper = space
         where = fields.Where(self.source) / "optimizer" / "start"
         given = dict(self.optimizer.start)

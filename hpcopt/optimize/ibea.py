@@ -204,7 +204,8 @@ def polynomial_mutation(U, eta, probability, rng):
     """
     mutate = rng.random(U.shape) < probability
     rand = rng.random(U.shape)[mutate]
-    u = np.asarray(U, dtype=np.float64)[mutate]
+    out = np.array(U, dtype=np.float64)
+    u = out[mutate]
     exponent = 1.0 / (eta + 1.0)
     lower = rand < 0.5
     upper = ~lower
@@ -213,7 +214,6 @@ def polynomial_mutation(U, eta, probability, rng):
     delta[lower] = _power(2.0 * rand[lower] + (1.0 - 2.0 * rand[lower]) * xy, exponent) - 1.0
     xy = _power(u[upper], eta + 1.0)
     delta[upper] = 1.0 - _power(2.0 * (1.0 - rand[upper]) + 2.0 * (rand[upper] - 0.5) * xy, exponent)
-    out = np.array(U, dtype=np.float64)
     out[mutate] = np.clip(u + delta, 0.0, 1.0)
     return out
 
